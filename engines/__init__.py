@@ -1,0 +1,28 @@
+"""Inference backends and model specs. ``open_engine`` picks a backend by file suffix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engines.base import Engine, TensorInfo
+from engines.spec import Layout, ModelSpec, Resize, Task, read_spec
+from pipeline.errors import ModelError
+
+__all__ = ["Engine", "Layout", "ModelSpec", "Resize", "Task", "TensorInfo", "open_engine",
+           "read_spec"]
+
+
+def open_engine(path: str | Path, device: str = "cpu", threads: int = 1) -> Engine:
+    """Load ``path`` on ``device`` ("cpu", "cuda", "cuda:N")."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from engines.onnxruntime_engine import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(path, device=device, threads=threads)
+    raise ModelError(
+        f"{path.name}: unsupported model file type {suffix!r} (this build runs .onnx models; "
+        "TensorRT .engine/.plan files are not supported yet)"
+    )

@@ -1,0 +1,88 @@
+"""The whole pipeline, wired in one function that reads top to bottom."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from engines import ModelSpec, open_engine, read_spec
+from pipeline.capture import open_source
+from pipeline.config import Config
+from pipeline.errors import ConfigError
+from pipeline.infer import Infer
+from pipeline.postprocess import Postprocess
+from pipeline.preprocess import Preprocess
+from pipeline.render import Render
+from pipeline.ring import Overflow
+from pipeline.runner import Pipeline
+from pipeline.sink import needs_render, open_sink
+from pipeline.stage import Sink, Source
+
+
+@dataclass
+class Built:
+    pipeline: Pipeline
+    spec: ModelSpec
+    source: Source
+    sinks: list[Sink]
+
+
+def default_workers(device: str) -> int:
+    """One single-thread engine per core on CPUs (measured best on 2 cores), 1 on GPUs."""
+    if device.startswith("cuda"):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def build_pipeline(cfg: Config) -> Built:
+    """source → preprocess → infer (pool) → decode+track → render → sinks."""
+    outputs = [u for u in (cfg.output.video, cfg.output.jsonl) if u]
+    if not cfg.source.uri:
+        raise ConfigError("no source given")
+    if not cfg.model.path:
+        raise ConfigError("no model given (--model or model.path)")
+
+    if not cfg.model.device.startswith("cuda"):
+        # torch's own thread pool would fight the engines for the cores; the decode
+        # stage's small tensor ops are fastest single-threaded
+        torch.set_num_threads(1)
+
+    source = open_source(cfg.source.uri, "src0", cfg.source.fps, cfg.source.decode_threads)
+    workers = cfg.model.workers or default_workers(cfg.model.device)
+    engines = [open_engine(cfg.model.path, cfg.model.device, cfg.model.threads)]
+    spec = read_spec(engines[0], cfg.model.path)
+    engines += [open_engine(cfg.model.path, cfg.model.device, cfg.model.threads)
+                for _ in range(workers - 1)]
+    sinks = [open_sink(u, source.rate, cfg.output.codec) for u in outputs or ["null://"]]
+
+    q = cfg.runtime.queue_size
+    if cfg.runtime.overflow == "auto":
+        overflow = Overflow.DROP_OLDEST if source.live else Overflow.BLOCK
+    else:
+        overflow = Overflow(cfg.runtime.overflow)
+
+    p = Pipeline()
+    captured = p.ring("captured", q, overflow)
+    p.source(source, captured)
+
+    prepared = p.ring("prepared", q)
+    p.stage(Preprocess(spec), captured, [prepared])
+
+    inferred = p.ring("inferred", q)
+    p.pool([Infer(e, spec) for e in engines], prepared, inferred, capacity=1)
+
+    # each sink has its own ring, so a slow sink never stalls the others
+    sink_rings = [p.ring(s.name, q) for s in sinks]
+    postprocess = Postprocess(spec, cfg.decode, cfg.track, {source.source_id: source.fps})
+    if any(needs_render(u) for u in outputs):
+        decoded = p.ring("decoded", q)
+        p.stage(postprocess, inferred, [decoded])
+        p.stage(Render(cfg.render), decoded, sink_rings)
+    else:  # metadata only: nothing to draw
+        p.stage(postprocess, inferred, sink_rings)
+
+    for sink, ring in zip(sinks, sink_rings):
+        p.sink(sink, ring)
+    return Built(p, spec, source, sinks)

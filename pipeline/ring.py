@@ -1,0 +1,121 @@
+"""Bounded single-producer / single-consumer ring buffer with a named overflow policy.
+
+Counters only grow: ``index = counter % capacity``, so depth and drops are arithmetic.
+Invariant at any quiet moment: ``puts == gets + dropped + len(ring)``.
+End of stream is :meth:`Ring.close`: the consumer drains what is left, then
+:meth:`Ring.get` raises :class:`Closed`.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from typing import Generic, TypeVar
+
+from pipeline.errors import PipelineError
+
+T = TypeVar("T")
+
+
+class Overflow(enum.Enum):
+    """What ``put`` does when the ring is full."""
+
+    BLOCK = "block"  # the producer waits: files, nothing is lost
+    DROP_OLDEST = "drop_oldest"  # the oldest item is discarded: live sources, bounded latency
+    DROP_NEWEST = "drop_newest"  # the new item is discarded
+
+
+class Closed(PipelineError):
+    """The ring was closed (and, for ``get``, drained)."""
+
+
+class RingTimeout(PipelineError, TimeoutError):
+    """A ``put`` or ``get`` waited longer than its timeout."""
+
+
+class Ring(Generic[T]):
+    """Fixed-capacity FIFO between two threads."""
+
+    def __init__(self, capacity: int, overflow: Overflow = Overflow.BLOCK, name: str = "") -> None:
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"ring capacity: expected an int >= 1, got {capacity!r}")
+        self.name = name
+        self.capacity = capacity
+        self.overflow = overflow
+        self._slots: list[T | None] = [None] * capacity
+        self._head = 0  # next slot to read (grows; also advanced by DROP_OLDEST)
+        self._tail = 0  # next slot to write (grows)
+        self.puts = 0  # items offered to put()
+        self.gets = 0  # items handed out by get()
+        self.dropped = 0  # items discarded by the overflow policy
+        self._closed = False
+        self._cond = threading.Condition(threading.Lock())
+
+    def __len__(self) -> int:
+        return self._tail - self._head
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, item: T, timeout: float | None = None) -> bool:
+        """Add ``item``; returns False when DROP_NEWEST discarded it.
+
+        Raises :class:`Closed` if the ring is closed (also while waiting), and
+        :class:`RingTimeout` if BLOCK waited more than ``timeout`` seconds.
+        """
+        with self._cond:
+            if self._closed:
+                raise Closed(f"ring {self.name!r} is closed")
+            self.puts += 1
+            if self._tail - self._head >= self.capacity:
+                if self.overflow is Overflow.DROP_NEWEST:
+                    self.dropped += 1
+                    return False
+                if self.overflow is Overflow.DROP_OLDEST:
+                    self._slots[self._head % self.capacity] = None
+                    self._head += 1
+                    self.dropped += 1
+                else:
+                    self._wait(lambda: self._tail - self._head < self.capacity, timeout, "put")
+            self._slots[self._tail % self.capacity] = item
+            self._tail += 1
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> T:
+        """Take the oldest item; raises :class:`Closed` once closed and empty."""
+        with self._cond:
+            self._wait(lambda: self._tail > self._head, timeout, "get", drain=True)
+            index = self._head % self.capacity
+            item = self._slots[index]
+            self._slots[index] = None
+            self._head += 1
+            self.gets += 1
+            self._cond.notify_all()
+            return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """No more puts; waiting threads wake up. Items already in the ring stay gettable."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _wait(self, ready, timeout: float | None, op: str, drain: bool = False) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if drain and ready():
+                return
+            if self._closed:
+                if op == "put":
+                    self.puts -= 1  # the item was never accepted
+                raise Closed(f"ring {self.name!r} is closed")
+            if not drain and ready():
+                return
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                if op == "put":
+                    self.puts -= 1
+                raise RingTimeout(f"ring {self.name!r}: {op} waited {timeout}s")
+            self._cond.wait(remaining)

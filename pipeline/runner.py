@@ -1,0 +1,277 @@
+"""The stage runner: one thread per stage, bounded rings between them.
+
+The runner owns every thread, ring and stop flag. Shutdown is always by closing rings:
+a worker that finishes (or fails) closes its inbox and its outboxes, so producers
+upstream see :class:`Closed` on their next ``put`` and consumers downstream drain what
+is left and then see :class:`Closed` on ``get``. Every wait polls with a timeout.
+The first exception raised in any worker is re-raised from :meth:`Pipeline.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from pipeline.metrics import LatencyHistogram, StageStats
+from pipeline.ring import Closed, Overflow, Ring, RingTimeout
+from pipeline.stage import Sink, Source, Stage
+from pipeline.types import Frame
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+
+
+@dataclass
+class RunReport:
+    """What a finished run did: counters, per-stage latencies, end-to-end latency."""
+
+    wall_s: float
+    frames_in: int
+    frames_out: dict[str, int]
+    dropped: int
+    stages: list[StageStats]
+    end_to_end: LatencyHistogram
+    rings: list[Ring] = field(repr=False, default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def fps(self) -> float:
+        out = min(self.frames_out.values()) if self.frames_out else self.frames_in
+        return out / self.wall_s if self.wall_s > 0 else 0.0
+
+
+class Pipeline:
+    """A graph of workers; wire it with :meth:`ring`, :meth:`source`, :meth:`stage`,
+    :meth:`pool` and :meth:`sink`, then :meth:`run`."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+        self._rings: list[Ring] = []
+        self._sources: list[tuple[Source, StageStats]] = []
+        self._sinks: list[tuple[Sink, StageStats]] = []
+        self.stats: list[StageStats] = []
+        self.end_to_end = LatencyHistogram()
+        self._stop = threading.Event()
+        self._stop_requested = False
+        self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self._ran = False
+
+    # -- wiring ----------------------------------------------------------------------
+
+    def ring(self, name: str, capacity: int, overflow: Overflow = Overflow.BLOCK) -> Ring:
+        r: Ring = Ring(capacity, overflow, name=name)
+        self._rings.append(r)
+        return r
+
+    def source(self, source: Source, out: Ring) -> None:
+        stats = self._new_stats(source.name)
+        self._sources.append((source, stats))
+        self._spawn(source.name, self._source_loop, source, out, stats)
+
+    def stage(self, stage: Stage, inbox: Ring, outboxes: Sequence[Ring]) -> None:
+        stats = self._new_stats(stage.name)
+        self._spawn(stage.name, self._stage_loop, stage, inbox, list(outboxes), stats)
+
+    def pool(self, stages: Sequence[Stage], inbox: Ring, outbox: Ring, capacity: int = 2) -> None:
+        """Run identical ``stages`` side by side; results leave in input order.
+
+        Items are dealt round-robin to one ring per worker and collected round-robin
+        from one ring per worker, so order holds with no reorder buffer.
+        """
+        if len(stages) == 1:
+            self.stage(stages[0], inbox, [outbox])
+            return
+        ins = [self.ring(f"{s.name}[{k}].in", capacity) for k, s in enumerate(stages)]
+        outs = [self.ring(f"{s.name}[{k}].out", capacity) for k, s in enumerate(stages)]
+        self._spawn(f"{stages[0].name}.deal", self._deal_loop, inbox, ins)
+        stats = self._new_stats(stages[0].name)
+        for k, (s, i, o) in enumerate(zip(stages, ins, outs)):
+            self._spawn(f"{s.name}[{k}]", self._stage_loop, s, i, [o], stats)
+        self._spawn(f"{stages[0].name}.collect", self._collect_loop, outs, outbox)
+
+    def sink(self, sink: Sink, inbox: Ring) -> None:
+        stats = self._new_stats(sink.name)
+        self._sinks.append((sink, stats))
+        self._spawn(sink.name, self._sink_loop, sink, inbox, stats)
+
+    # -- control ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the sources to stop; everything already captured drains to the sinks."""
+        self._stop_requested = True
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def frames_done(self) -> int:
+        """Frames every sink has finished (for progress bars)."""
+        if not self._sinks:
+            return 0
+        return min(stats.items for _, stats in self._sinks)
+
+    def run(self, on_tick: Callable[[Pipeline], None] | None = None) -> RunReport:
+        """Start every worker, wait for all of them, re-raise the first error."""
+        if self._ran:
+            raise RuntimeError("a Pipeline runs once; build a new one")
+        self._ran = True
+        t0 = time.perf_counter()
+        for t in self._threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in self._threads):
+                for t in self._threads:
+                    t.join(POLL_S / len(self._threads))
+                if on_tick is not None:
+                    on_tick(self)
+        finally:
+            # only reached early on KeyboardInterrupt without a handler: stop and drain
+            self._stop.set()
+            for t in self._threads:
+                while t.is_alive():
+                    t.join(POLL_S)
+        wall = time.perf_counter() - t0
+        if self._error is not None:
+            raise self._error
+        return RunReport(
+            wall_s=wall,
+            frames_in=sum(stats.items for _, stats in self._sources),
+            frames_out={sink.name: stats.items for sink, stats in self._sinks},
+            dropped=sum(r.dropped for r in self._rings),
+            stages=self.stats,
+            end_to_end=self.end_to_end,
+            rings=self._rings,
+            stopped_early=self._stop_requested,
+        )
+
+    # -- workers ---------------------------------------------------------------------
+
+    def _new_stats(self, name: str) -> StageStats:
+        s = StageStats(name)
+        self.stats.append(s)
+        return s
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
+        self._threads.append(threading.Thread(target=target, args=args, name=name, daemon=True))
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._error_lock:
+            if self._error is None:
+                self._error = exc
+                log.debug("worker %s failed", threading.current_thread().name, exc_info=exc)
+        self._stop.set()
+
+    def _put(self, ring: Ring, item: Frame) -> None:
+        """Put with polling; raises Closed when the consumer is gone."""
+        while True:
+            try:
+                ring.put(item, timeout=POLL_S)
+                return
+            except RingTimeout:
+                continue
+
+    @staticmethod
+    def _get(ring: Ring) -> Frame:
+        while True:
+            try:
+                return ring.get(timeout=POLL_S)
+            except RingTimeout:
+                continue
+
+    def _source_loop(self, source: Source, out: Ring, stats: StageStats) -> None:
+        try:
+            t = time.perf_counter()
+            for frame in source.frames(self._stop):
+                stats.record(time.perf_counter() - t)
+                self._put(out, frame)
+                if self._stop.is_set():
+                    break
+                t = time.perf_counter()
+        except Closed:
+            pass
+        except BaseException as exc:  # recorded, re-raised by run()
+            self._fail(exc)
+        finally:
+            out.close()
+            try:
+                source.close()
+            except BaseException as exc:
+                self._fail(exc)
+
+    def _stage_loop(self, stage: Stage, inbox: Ring, outs: list[Ring], stats: StageStats) -> None:
+        try:
+            stage.start()
+            while True:
+                frame = self._get(inbox)
+                t = time.perf_counter()
+                result = stage.process(frame)
+                stats.record(time.perf_counter() - t)
+                for r in outs:
+                    self._put(r, result)
+        except Closed:
+            pass
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            inbox.close()
+            for r in outs:
+                r.close()
+            try:
+                stage.stop()
+            except BaseException as exc:
+                self._fail(exc)
+
+    def _deal_loop(self, inbox: Ring, outs: list[Ring]) -> None:
+        k = 0
+        try:
+            while True:
+                self._put(outs[k % len(outs)], self._get(inbox))
+                k += 1
+        except Closed:
+            pass
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            inbox.close()
+            for r in outs:
+                r.close()
+
+    def _collect_loop(self, ins: list[Ring], outbox: Ring) -> None:
+        k = 0
+        try:
+            while True:
+                self._put(outbox, self._get(ins[k % len(ins)]))
+                k += 1
+        except Closed:
+            pass
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            for r in ins:
+                r.close()
+            outbox.close()
+
+    def _sink_loop(self, sink: Sink, inbox: Ring, stats: StageStats) -> None:
+        try:
+            while True:
+                frame = self._get(inbox)
+                t = time.perf_counter()
+                sink.write(frame)
+                stats.record(time.perf_counter() - t)
+                self.end_to_end.add((time.monotonic_ns() - frame.t_capture) / 1e9)
+        except Closed:
+            pass
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            inbox.close()
+            try:
+                sink.close()
+            except BaseException as exc:
+                self._fail(exc)

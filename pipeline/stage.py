@@ -1,0 +1,56 @@
+"""What a stage, a source and a sink look like to the runner.
+
+Stage code is a plain object: it never touches threads, rings or signals. The runner
+calls ``start()`` in the worker thread before the first item (open sessions, allocate
+buffers there), ``process()`` per item, and ``stop()`` once at the end, always.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from pipeline.types import Frame
+
+
+class Stage:
+    """A transform: one frame in, one frame out."""
+
+    name = "stage"
+
+    def start(self) -> None:
+        """Called once in the worker thread before the first ``process``."""
+
+    def process(self, frame: Frame) -> Frame:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Called once in the worker thread after the last ``process`` (also on error)."""
+
+
+class Source:
+    """Produces frames until the stream ends or ``stop`` is set."""
+
+    name = "source"
+    source_id = "src0"
+    live = False  # live sources get DROP_OLDEST rings and never end on their own
+    total_frames: int | None = None  # known length for files (progress bars)
+    fps: float = 0.0
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file; called once, from the source's thread."""
+
+
+class Sink:
+    """Consumes frames; ``close()`` finalizes the output (always called)."""
+
+    name = "sink"
+
+    def write(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finalize the output; called once, also after an error upstream."""

@@ -1,0 +1,104 @@
+"""mp4 (or any container FFmpeg knows) output through PyAV.
+
+H.264 (libx264, ``ultrafast``) where the installed FFmpeg has it, else MPEG-4 Part 2.
+Frame timing follows the source: each frame's pts is its source time on a
+``1/rate`` time base, so the output has the input's frame count and frame rate.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import SinkError
+from pipeline.stage import Sink
+from pipeline.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+def pick_codec(preferred: str = "auto") -> str:
+    import av
+
+    if preferred != "auto":
+        if preferred not in av.codecs_available:
+            raise SinkError(f"video codec {preferred!r} is not in this FFmpeg build")
+        return preferred
+    for name in ("libx264", "libopenh264", "h264_nvenc", "mpeg4"):
+        if name in av.codecs_available:
+            return name
+    raise SinkError("no usable video encoder in this FFmpeg build (tried libx264, mpeg4)")
+
+
+class VideoFileSink(Sink):
+    """Writes the rendered frames; opened on the first frame (its size fixes the output's)."""
+
+    def __init__(self, path: str | Path, rate: Fraction, codec: str = "auto") -> None:
+        self.path = Path(path)
+        self.name = f"sink:{self.path.name}"
+        if not self.path.parent.exists():
+            raise SinkError(f"output folder does not exist: {self.path.parent}")
+        self.rate = Fraction(rate).limit_denominator(1001) if rate else Fraction(30)
+        self.codec = pick_codec(codec)
+        self._container = None
+        self._stream = None
+        self._size: tuple[int, int] | None = None
+        self._t0: float | None = None
+        self._last_pts = -1
+        self.frames_written = 0
+
+    def _open(self, w: int, h: int) -> None:
+        import av
+
+        try:
+            self._container = av.open(str(self.path), mode="w")
+        except (av.FFmpegError, OSError) as exc:
+            raise SinkError(f"cannot write {self.path}: {exc}") from None
+        stream = self._container.add_stream(self.codec, rate=self.rate)
+        stream.width, stream.height = w - w % 2, h - h % 2  # yuv420p needs even sizes
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = 1 / self.rate
+        if self.codec == "libx264":
+            stream.options = {"preset": "ultrafast", "crf": "23"}
+        elif self.codec == "mpeg4":
+            stream.options = {"qscale": "4"}
+        self._stream = stream
+        self._size = (w, h)
+
+    def write(self, frame: Frame) -> None:
+        import av
+
+        image = frame.rendered if frame.rendered is not None else frame.image
+        h, w = image.shape[:2]
+        if self._container is None:
+            self._open(w, h)
+        if (w, h) != self._size:
+            import cv2
+
+            image = cv2.resize(image, self._size)
+        sw, sh = self._stream.width, self._stream.height
+        if (sw, sh) != image.shape[1::-1]:
+            image = np.ascontiguousarray(image[:sh, :sw])
+        if self._t0 is None:
+            self._t0 = frame.pts
+        pts = max(self._last_pts + 1, round((frame.pts - self._t0) * self.rate))
+        self._last_pts = pts
+        vf = av.VideoFrame.from_ndarray(image, format="bgr24")
+        vf.pts = pts
+        for packet in self._stream.encode(vf):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+        finally:
+            self._container.close()
+            self._container = None
+        log.info("wrote %d frames to %s", self.frames_written, self.path)
