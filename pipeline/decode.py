@@ -1,7 +1,10 @@
 """Raw engine outputs → Detections (YOLO-seg) or ClassMaps (semantic heads).
 
 YOLO-seg defaults are Ultralytics' predict defaults: conf 0.25, iou 0.7, class-aware
-NMS, max_det 300, mask threshold 0.5.
+NMS, max_det 300, mask threshold 0.5. Masks are full-resolution masks (what Ultralytics
+gives with ``retina_masks=True``: upsample, then crop to the box), computed only inside
+each box; the low-resolution path that crops at prototype resolution first loses up to
+a prototype cell (4 input pixels, 12 source pixels at 320 on 960×540) at every box edge.
 """
 
 from __future__ import annotations

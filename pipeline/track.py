@@ -33,7 +33,7 @@ class TrackParams:
     kind: TrackerKind = TrackerKind.BYTETRACK
     lost_track_buffer: int = 30  # frames at 30 FPS a lost track is kept
     track_activation_threshold: float = 0.25
-    high_conf_det_threshold: float = 0.5
+    high_conf_det_threshold: float = 0.25  # = decode.conf: every detection is "high"
     minimum_iou_threshold: float = 0.1
     minimum_consecutive_frames: int = 1
 
