@@ -198,6 +198,8 @@ def read_spec(engine: Engine, path: str | Path) -> ModelSpec:
                                  f"dimension: {_shapes(outs)}")
             if o.name in heads_side:
                 head_names = _parse_names(heads_side[o.name])
+            elif names and len(outs) == 1:
+                head_names = names
             elif c <= 2:
                 head_names = ("background", o.name)
             else:

@@ -40,11 +40,14 @@ def pattern(i: int, w: int, h: int) -> np.ndarray:
 
 
 def make_video(path: Path, n: int = 30, w: int = 160, h: int = 96, rate: Fraction = Fraction(25),
-               pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
-    """Write an H.264 mp4 of ``n`` pattern frames; ``pts`` in ``time_base`` units for VFR."""
+               pts: list[int] | None = None, time_base: Fraction | None = None,
+               faststart: bool = False) -> Path:
+    """Write an H.264 mp4 of ``n`` pattern frames; ``pts`` in ``time_base`` units for VFR;
+    ``faststart`` puts the index first, as cameras and web videos do."""
     import av
 
-    with av.open(str(path), "w") as c:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as c:
         s = c.add_stream("libx264", rate=rate)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         s.options = {"preset": "ultrafast", "qp": "0"}

@@ -1,0 +1,51 @@
+"""Tiny ONNX models built with onnx.helper, for layouts the fixtures do not cover.
+
+Each model takes an image input and returns fixed tensors (``Constant`` nodes), so a
+test can hand the real ONNX Runtime engine exactly the outputs a layout produces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def constant_model(path: Path, outputs: dict[str, np.ndarray], input_hw: tuple[int, int] = (320, 320),
+                   metadata: dict[str, str] | None = None) -> Path:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    h, w = input_hw
+    image = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, h, w])
+    nodes, outs = [], []
+    for name, value in outputs.items():
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        nodes.append(helper.make_node("Constant", [], [name],
+                                      value=numpy_helper.from_array(value, name + "_value")))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+    graph = helper.make_graph(nodes, "constant", [image], outs)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+    return path
+
+
+def fixed_yolo_model(path: Path, input_size: int = 320) -> Path:
+    """A YOLOv8-seg layout model that always 'finds' the same two instances (fast to run).
+
+    For pipeline tests where what matters is the flow of frames, not the model's quality.
+    """
+    n, nm, nc = input_size // 8 * (input_size // 8), 32, 2
+    preds = np.zeros((1, 4 + nc + nm, n), np.float32)
+    preds[0, :4, 0], preds[0, 4, 0], preds[0, 4 + nc, 0] = (100, 160, 80, 60), 0.9, 1.0
+    preds[0, :4, 1], preds[0, 5, 1], preds[0, 4 + nc + 1, 1] = (220, 150, 60, 90), 0.8, 1.0
+    mh = input_size // 4
+    protos = np.full((1, nm, mh, mh), -1.0, np.float32)
+    protos[0, 0, 30:50, 17:33] = 4.0
+    protos[0, 1, 28:48, 50:60] = 4.0
+    return constant_model(path, {"output0": preds, "output1": protos}, (input_size, input_size),
+                          metadata={"names": "{0: 'car', 1: 'person'}"})
