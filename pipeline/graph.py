@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import cv2
 import torch
 
 from engines import ModelSpec, open_engine, read_spec
@@ -45,9 +46,10 @@ def build_pipeline(cfg: Config) -> Built:
         raise ConfigError("no model given (--model or model.path)")
 
     if not cfg.model.device.startswith("cuda"):
-        # torch's own thread pool would fight the engines for the cores; the decode
-        # stage's small tensor ops are fastest single-threaded
+        # On a CPU the stages are the parallelism: torch's and OpenCV's own thread pools
+        # would only preempt the engines (their small ops are fastest single-threaded).
         torch.set_num_threads(1)
+        cv2.setNumThreads(1)
 
     source = open_source(cfg.source.uri, "src0", cfg.source.fps, cfg.source.decode_threads)
     workers = cfg.model.workers or default_workers(cfg.model.device)

@@ -54,6 +54,11 @@ class StageStats:
 
     name: str
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    cpu_s: float = 0.0  # CPU time of the stage's thread(s), added when they finish
+
+    @property
+    def cpu_ms_per_item(self) -> float:
+        return self.cpu_s * 1000 / self.items if self.items else math.nan
 
     @property
     def items(self) -> int:

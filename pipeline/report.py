@@ -17,12 +17,13 @@ def format_report(report: RunReport) -> str:
         f"frames in {report.frames_in}, out: {outs}; dropped {report.dropped}; "
         f"{report.wall_s:.1f} s, {report.fps:.1f} FPS"
         + (" (stopped early)" if report.stopped_early else ""),
-        f"{'stage':<22}{'items':>7}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}",
+        f"{'stage':<22}{'items':>7}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'cpu ms':>9}",
     ]
     for s in report.stages:
         h = s.latency
         lines.append(f"{s.name:<22}{s.items:>7}{_ms(h.percentile(50)):>9}"
-                     f"{_ms(h.percentile(99)):>9}{_ms(h.mean):>9}")
+                     f"{_ms(h.percentile(99)):>9}{_ms(h.mean):>9}"
+                     f"{_ms(s.cpu_ms_per_item / 1000):>9}")
     e = report.end_to_end
     lines.append(f"{'capture → sink':<22}{e.count:>7}{_ms(e.percentile(50)):>9}"
                  f"{_ms(e.percentile(99)):>9}{_ms(e.mean):>9}")

@@ -125,11 +125,11 @@ class Pipeline:
         for t in self._threads:
             t.start()
         try:
-            while any(t.is_alive() for t in self._threads):
-                for t in self._threads:
-                    t.join(POLL_S / len(self._threads))
-                if on_tick is not None:
-                    on_tick(self)
+            for t in self._threads:
+                while t.is_alive():
+                    t.join(POLL_S)
+                    if on_tick is not None:
+                        on_tick(self)
         finally:
             # only reached early on KeyboardInterrupt without a handler: stop and drain
             self._stop.set()
@@ -167,6 +167,11 @@ class Pipeline:
                 log.debug("worker %s failed", threading.current_thread().name, exc_info=exc)
         self._stop.set()
 
+    def _add_cpu(self, stats: StageStats) -> None:
+        cpu = time.thread_time()
+        with self._error_lock:
+            stats.cpu_s += cpu
+
     def _put(self, ring: Ring, item: Frame) -> None:
         """Put with polling; raises Closed when the consumer is gone."""
         while True:
@@ -203,6 +208,7 @@ class Pipeline:
                 source.close()
             except BaseException as exc:
                 self._fail(exc)
+            self._add_cpu(stats)
 
     def _stage_loop(self, stage: Stage, inbox: Ring, outs: list[Ring], stats: StageStats) -> None:
         try:
@@ -226,6 +232,7 @@ class Pipeline:
                 stage.stop()
             except BaseException as exc:
                 self._fail(exc)
+            self._add_cpu(stats)
 
     def _deal_loop(self, inbox: Ring, outs: list[Ring]) -> None:
         k = 0
@@ -275,3 +282,4 @@ class Pipeline:
                 sink.close()
             except BaseException as exc:
                 self._fail(exc)
+            self._add_cpu(stats)

@@ -62,7 +62,8 @@ class VideoFileSink(Sink):
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / self.rate
         if self.codec == "libx264":
-            stream.options = {"preset": "ultrafast", "crf": "23"}
+            # one encoder thread: the encoder has a stage thread of its own already
+            stream.options = {"preset": "ultrafast", "crf": "23", "threads": "1"}
         elif self.codec == "mpeg4":
             stream.options = {"qscale": "4"}
         self._stream = stream
