@@ -27,5 +27,9 @@ test: setup
 bench: setup
 	$(PY) tools/bench.py --model $(DEMO_MODEL) --video $(DEMO_VIDEO)
 
+lint: setup
+	$(VENV)/bin/ruff check pipeline engines tools tests
+	$(VENV)/bin/mypy pipeline engines
+
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -34,7 +34,7 @@ class OnnxRuntimeEngine:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        providers = ["CPUExecutionProvider"]
+        providers: list[Any] = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendUnavailable(
@@ -70,7 +70,7 @@ class OnnxRuntimeEngine:
         """Run once. feeds: name → array (float32 NCHW for images)."""
         arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in feeds.items()}
         results = self._session.run(self._output_names, arrays)
-        return dict(zip(self._output_names, results))
+        return dict(zip(self._output_names, results, strict=True))
 
     def close(self) -> None:
         self._session = None

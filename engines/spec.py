@@ -19,6 +19,7 @@ import enum
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -91,13 +92,14 @@ def _shapes(tensors: tuple[TensorInfo, ...]) -> str:
 def _parse_names(raw: object) -> tuple[str, ...]:
     """Class names from Ultralytics metadata (a dict literal string) or a YAML value."""
     if isinstance(raw, str):
+        text = raw
         try:
-            raw = ast.literal_eval(raw)
+            raw = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             try:
-                raw = json.loads(raw)
+                raw = json.loads(text)
             except ValueError:
-                raise ModelError(f"cannot read class names from metadata: {raw[:80]!r}") from None
+                raise ModelError(f"cannot read class names from metadata: {text[:80]!r}") from None
     if isinstance(raw, dict):
         return tuple(str(raw[k]) for k in sorted(raw, key=int))
     if isinstance(raw, (list, tuple)):
@@ -146,7 +148,7 @@ def read_spec(engine: Engine, path: str | Path) -> ModelSpec:
     )
     mean = tuple(float(x) for x in side.get("mean", (0.0, 0.0, 0.0)))
     std = tuple(float(x) for x in side.get("std", (255.0, 255.0, 255.0)))
-    common = dict(
+    common: dict[str, Any] = dict(
         path=str(path), input_name=inp.name, input_wh=(w, h), rgb=bool(side.get("rgb", True)),
         mean=mean, std=std,
     )

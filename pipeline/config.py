@@ -129,7 +129,7 @@ def _section(cls: type, data: Any, where: str) -> Any:
     for k, v in data.items():
         tp = hints[k]
         key = f"{where}.{k}" if where else k
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             values[k] = _section(tp, v, key)
         else:
             values[k] = _coerce(v, tp, key)

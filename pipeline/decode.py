@@ -56,7 +56,9 @@ class YoloSegDecoder:
         self.nc = len(spec.class_names)
         self.nm = spec.num_masks
 
-    def candidates(self, preds: torch.Tensor) -> tuple[np.ndarray, ...]:
+    def candidates(
+        self, preds: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor]:
         """Rows above ``conf``: xyxy (input px), scores, class ids, mask coefs (torch)."""
         p, nc, nm = self.params, self.nc, self.nm
         layout = self.spec.layout
@@ -121,9 +123,9 @@ class SemanticDecoder:
         in_w, in_h = box.input_wh
         sw, sh = box.source_wh
         # the part of the input the source covers (all of it for a plain resize)
-        x0, y0 = int(round(box.pad_x)), int(round(box.pad_y))
-        x1 = min(in_w, x0 + int(round(sw * box.scale_x)))
-        y1 = min(in_h, y0 + int(round(sh * box.scale_y)))
+        x0, y0 = round(box.pad_x), round(box.pad_y)
+        x1 = min(in_w, x0 + round(sw * box.scale_x))
+        y1 = min(in_h, y0 + round(sh * box.scale_y))
         for head, names in self.spec.heads:
             logits = _tensor(outputs[head])[0]
             if logits.shape[0] == 1:
@@ -131,6 +133,6 @@ class SemanticDecoder:
             else:
                 ids = logits.argmax(dim=0).to(torch.uint8)
             fy, fx = ids.shape[0] / in_h, ids.shape[1] / in_w  # heads may be downsampled
-            ids = ids[int(y0 * fy):int(round(y1 * fy)), int(x0 * fx):int(round(x1 * fx))]
+            ids = ids[int(y0 * fy):round(y1 * fy), int(x0 * fx):round(x1 * fx)]
             maps.append(ClassMap(head, np.ascontiguousarray(ids.cpu().numpy()), names))
         return tuple(maps)

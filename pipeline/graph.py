@@ -85,6 +85,6 @@ def build_pipeline(cfg: Config) -> Built:
     else:  # metadata only: nothing to draw
         p.stage(postprocess, inferred, sink_rings)
 
-    for sink, ring in zip(sinks, sink_rings):
+    for sink, ring in zip(sinks, sink_rings, strict=True):
         p.sink(sink, ring)
     return Built(p, spec, source, sinks)

@@ -55,7 +55,7 @@ def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> li
             "track_id": int(det.track_ids[i]),
         }
         if det.masks:
-            item["mask"] = rle.encode(det.masks[i], tuple(det.mask_boxes[i].tolist()), wh, )
+            item["mask"] = rle.encode(det.masks[i], tuple(det.mask_boxes[i].tolist()), wh)
         out.append(item)
     return out
 
@@ -65,12 +65,12 @@ def class_maps_json(maps: tuple[ClassMap, ...], wh: tuple[int, int], rle: RleEnc
     out: dict[str, list[dict]] = {}
     for cm in maps:
         ids = cm.resized(wh)
-        entries = []
-        for c in np.unique(ids).tolist():
-            entries.append({"class_id": int(c), "class_name": cm.class_names[c]
-                            if c < len(cm.class_names) else str(c),
-                            "mask": rle.encode_full(ids == c)})
-        out[cm.head] = entries
+        out[cm.head] = [
+            {"class_id": int(c),
+             "class_name": cm.class_names[c] if c < len(cm.class_names) else str(c),
+             "mask": rle.encode_full(ids == c)}
+            for c in np.unique(ids).tolist()
+        ]
     return out
 
 
@@ -91,7 +91,8 @@ class JsonlSink(Sink):
         self.path = Path(path)
         self.name = f"sink:{self.path.name}"
         try:
-            self._file = open(self.path, "w", encoding="utf-8", buffering=1)
+            # held open for the sink's life; close() ends it
+            self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror}") from None
         self._rle = RleEncoder()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
 MAX_NMS = 30000  # candidates considered, highest scores first (Ultralytics' max_nms)
 
 
@@ -25,8 +24,8 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float,
     xywh = np.empty((len(xyxy), 4), np.float64)
     xywh[:, :2] = xyxy[:, :2]
     xywh[:, 2:] = xyxy[:, 2:] - xyxy[:, :2]
-    keep = cv2.dnn.NMSBoxesBatched(
-        xywh, scores.astype(np.float32), class_ids.astype(np.int32),
+    keep = cv2.dnn.NMSBoxesBatched(  # the stubs say Sequence; OpenCV takes arrays
+        xywh, scores.astype(np.float32), class_ids.astype(np.int32),  # type: ignore[arg-type]
         score_threshold=-1.0, nms_threshold=float(iou), top_k=MAX_NMS,
     )
     return np.asarray(keep, dtype=np.int64).reshape(-1)[:max_det]

@@ -26,12 +26,12 @@ def letterbox(image: np.ndarray, input_wh: tuple[int, int]) -> tuple[np.ndarray,
     h, w = image.shape[:2]
     in_w, in_h = input_wh
     r = min(in_h / h, in_w / w)
-    new_w, new_h = int(round(w * r)), int(round(h * r))
+    new_w, new_h = round(w * r), round(h * r)
     dw, dh = (in_w - new_w) / 2, (in_h - new_h) / 2
     if (new_w, new_h) != (w, h):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
-    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
     out = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT,
                              value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
     return out, Letterbox(r, r, left, top, (w, h), (in_w, in_h))

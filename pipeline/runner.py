@@ -90,7 +90,7 @@ class Pipeline:
         outs = [self.ring(f"{s.name}[{k}].out", capacity) for k, s in enumerate(stages)]
         self._spawn(f"{stages[0].name}.deal", self._deal_loop, inbox, ins)
         stats = self._new_stats(stages[0].name)
-        for k, (s, i, o) in enumerate(zip(stages, ins, outs)):
+        for k, (s, i, o) in enumerate(zip(stages, ins, outs, strict=True)):
             self._spawn(f"{s.name}[{k}]", self._stage_loop, s, i, [o], stats)
         self._spawn(f"{stages[0].name}.collect", self._collect_loop, outs, outbox)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from fractions import Fraction
 
 from pipeline.types import Frame
 
@@ -36,6 +37,7 @@ class Source:
     live = False  # live sources get DROP_OLDEST rings and never end on their own
     total_frames: int | None = None  # known length for files (progress bars)
     fps: float = 0.0
+    rate: Fraction = Fraction(30)  # nominal frame rate, exact (for writers)
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         raise NotImplementedError

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +44,8 @@ class VideoFileSink(Sink):
             raise SinkError(f"output folder does not exist: {self.path.parent}")
         self.rate = Fraction(rate).limit_denominator(1001) if rate else Fraction(30)
         self.codec = pick_codec(codec)
-        self._container = None
-        self._stream = None
+        self._container: Any = None  # av.container.OutputContainer once open
+        self._stream: Any = None
         self._size: tuple[int, int] | None = None
         self._t0: float | None = None
         self._last_pts = -1

@@ -18,10 +18,10 @@ import numpy as np
 def letterbox_ref(img: np.ndarray, size: int) -> tuple[np.ndarray, float, int, int, int, int]:
     h0, w0 = img.shape[:2]
     r = min(size / h0, size / w0)
-    nw, nh = int(round(w0 * r)), int(round(h0 * r))
+    nw, nh = round(w0 * r), round(h0 * r)
     pw, ph = (size - nw) / 2, (size - nh) / 2
-    top, bottom = int(round(ph - 0.1)), int(round(ph + 0.1))
-    left, right = int(round(pw - 0.1)), int(round(pw + 0.1))
+    top, bottom = round(ph - 0.1), round(ph + 0.1)
+    left, right = round(pw - 0.1), round(pw + 0.1)
     out = cv2.copyMakeBorder(cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR), top,
                              bottom, left, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
     return out, r, top, bottom, left, right

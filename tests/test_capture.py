@@ -77,10 +77,9 @@ def test_truncated_file_delivers_what_decodes_then_says_so(tmp_path) -> None:
     data = path.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    frames = []
+    frames: list = []
     with pytest.raises(TruncatedSource, match=r"truncated after frame \d+"):
-        for f in VideoFileSource(cut).frames(threading.Event()):
-            frames.append(f)
+        frames.extend(VideoFileSource(cut).frames(threading.Event()))
     assert 5 < len(frames) < 60
     assert [f.seq for f in frames] == list(range(len(frames)))
 

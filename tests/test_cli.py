@@ -11,8 +11,18 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from tests.conftest import (TWINLITE, UDACITY, YOLO_INT8, ffprobe, fixture_videos, interrupt,
-                            make_video, needs_fixtures, run_cli, start_cli)
+from tests.conftest import (
+    TWINLITE,
+    UDACITY,
+    YOLO_INT8,
+    ffprobe,
+    fixture_videos,
+    interrupt,
+    make_video,
+    needs_fixtures,
+    run_cli,
+    start_cli,
+)
 from tests.onnx_models import constant_model, fixed_yolo_model
 
 needs_ffprobe = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe")

@@ -75,7 +75,7 @@ def build(n: int, workers: int, fail_at: int = -1, delay: float = 0.0, sink_dela
     sinks = [Collect(sink_delay), Collect()]
     rings = [p.ring("s0", 2), p.ring("s1", 2)]
     p.stage(Jitter(99), b, rings)
-    for s, r in zip(sinks, rings):
+    for s, r in zip(sinks, rings, strict=True):
         p.sink(s, r)
     return p, src, stages, sinks
 
@@ -106,7 +106,7 @@ def test_first_worker_error_is_reraised_and_sinks_finalized(workers: int) -> Non
 
 
 def test_stop_drains_everything_captured() -> None:
-    p, src, stages, sinks = build(10_000, 2, delay=0.001)
+    p, _, _, sinks = build(10_000, 2, delay=0.001)
     threading.Timer(0.3, p.stop).start()
     report = p.run()
     assert report.stopped_early
@@ -116,7 +116,7 @@ def test_stop_drains_everything_captured() -> None:
 
 
 def test_slow_sink_does_not_lose_frames_and_end_to_end_is_measured() -> None:
-    p, src, stages, sinks = build(40, 2, sink_delay=0.005)
+    p, _, _, sinks = build(40, 2, sink_delay=0.005)
     report = p.run()
     assert sinks[0].seqs == sinks[1].seqs == list(range(40))
     assert report.end_to_end.count == 80 and report.end_to_end.percentile(50) > 0

@@ -71,7 +71,7 @@ def test_yolov5_layout_decodes_like_yolov8(tmp_path) -> None:
     np.testing.assert_allclose(a.xyxy, b.xyxy)
     np.testing.assert_array_equal(a.class_ids, [1, 2])
     np.testing.assert_allclose(a.xyxy[0], [40, 40, 160, 160])
-    for ma, mb in zip(a.masks, b.masks):
+    for ma, mb in zip(a.masks, b.masks, strict=True):
         np.testing.assert_array_equal(ma, mb)
     # instance 0's mask: prototype rows/cols 10..40 → input px 40..160, its whole box
     assert a.masks[0].mean() > 0.95

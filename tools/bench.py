@@ -29,21 +29,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import cv2
+import numpy as np
+import torch
 
-from engines import open_engine, read_spec  # noqa: E402
-from engines.onnxruntime_engine import OnnxRuntimeEngine  # noqa: E402
-from pipeline.capture import VideoFileSource  # noqa: E402
-from pipeline.config import Config, ModelConfig, OutputConfig, SourceConfig  # noqa: E402
-from pipeline.decode import DecodeParams, YoloSegDecoder  # noqa: E402
-from pipeline.graph import build_pipeline  # noqa: E402
-from pipeline.jsonl_sink import JsonlSink  # noqa: E402
-from pipeline.preprocess import Preprocess  # noqa: E402
-from pipeline.render import Render, RenderParams  # noqa: E402
-from pipeline.track import Tracker, TrackParams  # noqa: E402
-from pipeline.video_sink import VideoFileSink  # noqa: E402
+from engines import open_engine, read_spec
+from engines.onnxruntime_engine import OnnxRuntimeEngine
+from pipeline.capture import VideoFileSource
+from pipeline.config import Config, ModelConfig, OutputConfig, SourceConfig
+from pipeline.decode import DecodeParams, YoloSegDecoder
+from pipeline.graph import build_pipeline
+from pipeline.jsonl_sink import JsonlSink
+from pipeline.preprocess import Preprocess
+from pipeline.render import Render, RenderParams
+from pipeline.track import Tracker, TrackParams
+from pipeline.video_sink import VideoFileSink
 
 
 def bench_decode(video: Path, frames: int) -> dict[str, float]:
@@ -95,7 +95,7 @@ def bench_model_only(model: Path, tensors: list[np.ndarray], name: str) -> dict[
         todo = list(range(len(tensors)))
         lock = threading.Lock()
 
-        def work(e) -> None:
+        def work(e, todo=todo, lock=lock) -> None:
             while True:
                 with lock:
                     if not todo:
