@@ -156,7 +156,6 @@ def assign(gt_boxes: torch.Tensor, centres: torch.Tensor, strides: torch.Tensor)
 def loss(levels, protos, targets) -> tuple[torch.Tensor, dict[str, float]]:
     """targets: per image, (boxes (G,4) xyxy input px, classes (G,), masks (G, H/4, W/4) float)."""
     boxes, logits, coefs, centres, strides = flatten(levels)
-    b, n, nc = logits.shape
     cls_target = torch.zeros_like(logits)
     l_box = l_mask = logits.new_zeros(())
     num_pos = 0

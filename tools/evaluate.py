@@ -83,7 +83,7 @@ def tracking(frames: list[dict], mot_gt: Path, name_to_cat: dict[str, int]) -> d
         for line in mot_gt.read_text().splitlines():
             p = line.split(",")
             ids.add(p[1])
-            gt_lines.append(",".join(p[:7] + ["1", p[8] if len(p) > 8 else "1"]))
+            gt_lines.append(",".join([*p[:7], "1", p[8] if len(p) > 8 else "1"]))
         gt_path.write_text("\n".join(gt_lines) + "\n")
         pred = [f"{f['frame'] + 1},{d['track_id']},{d['bbox'][0]:.1f},{d['bbox'][1]:.1f},"
                 f"{d['bbox'][2] - d['bbox'][0]:.1f},{d['bbox'][3] - d['bbox'][1]:.1f},"

@@ -169,7 +169,6 @@ class Scene:
     # -- drawing -------------------------------------------------------------------
 
     def _background(self, img: np.ndarray, classes: np.ndarray) -> None:
-        h, w = self.height, self.width
         hz = int(self.horizon + self.shake[1])
         grad = np.linspace(1.0, 0.75, max(hz, 1))[:, None, None]
         img[:hz] = (self.sky[None, None, :] * grad).astype(np.uint8)
@@ -238,14 +237,14 @@ class Scene:
                     self.project(x1 - 0.15, a.z, h - 0.15), self.project(x0 + 0.15, a.z, h - 0.15)]
             parts.append((np.array(door), tuple(int(c * 0.8) for c in a.colour)))
         lights = (0, 0, 230) if a.vz > -0.5 else (200, 240, 255)  # tail or head lights
-        for lx in (x0 + 0.15, x1 - 0.45):
-            parts.append((np.array([self.project(lx, a.z, 0.5), self.project(lx + 0.3, a.z, 0.5),
-                                    self.project(lx + 0.3, a.z, 0.65), self.project(lx, a.z, 0.65)]),
-                          lights))
-        for wx in (x0 + 0.1, x1 - 0.45):
-            parts.append((np.array([self.project(wx, a.z, 0.0), self.project(wx + 0.35, a.z, 0.0),
-                                    self.project(wx + 0.35, a.z, 0.3), self.project(wx, a.z, 0.3)]),
-                          (20, 20, 20)))
+        parts.extend(
+            (np.array([self.project(lx, a.z, 0.5), self.project(lx + 0.3, a.z, 0.5),
+                       self.project(lx + 0.3, a.z, 0.65), self.project(lx, a.z, 0.65)]), lights)
+            for lx in (x0 + 0.15, x1 - 0.45))
+        parts.extend(  # wheels
+            (np.array([self.project(wx, a.z, 0.0), self.project(wx + 0.35, a.z, 0.0),
+                       self.project(wx + 0.35, a.z, 0.3), self.project(wx, a.z, 0.3)]), (20, 20, 20))
+            for wx in (x0 + 0.1, x1 - 0.45))
         return parts
 
     def step(self) -> tuple[np.ndarray, list[Instance], np.ndarray]:
