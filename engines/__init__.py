@@ -9,11 +9,23 @@ from engines.spec import Layout, ModelSpec, Resize, Task, read_spec
 from pipeline.errors import ModelError
 
 __all__ = ["Engine", "Layout", "ModelSpec", "Resize", "Task", "TensorInfo", "open_engine",
-           "read_spec"]
+           "read_spec", "resolve_device"]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` where ONNX Runtime has its CUDA provider, else ``cpu``."""
+    if device != "auto":
+        if device != "cpu" and not device.startswith("cuda"):
+            raise ModelError(f"device: expected auto, cpu, cuda or cuda:N, got {device!r}")
+        return device
+    import onnxruntime as ort
+
+    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
 
 
 def open_engine(path: str | Path, device: str = "cpu", threads: int = 1) -> Engine:
-    """Load ``path`` on ``device`` ("cpu", "cuda", "cuda:N")."""
+    """Load ``path`` on ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
+    device = resolve_device(device)
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file not found: {path}")

@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", help="YAML config (see configs/); flags override it")
     run.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     run.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
-    run.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
+    run.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto: CUDA where "
+                     "onnxruntime-gpu is installed, else CPU)")
     run.add_argument("--workers", type=int, help="engine instances side by side "
                      "(default: one per core on CPU)")
     run.add_argument("--tracker", choices=["bytetrack", "ocsort", "botsort", "sort", "none"],

@@ -33,7 +33,7 @@ class SourceConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = ""
-    device: str = "cpu"  # cpu | cuda | cuda:N
+    device: str = "auto"  # auto (CUDA where available, else CPU) | cpu | cuda | cuda:N
     workers: int = 0  # engine instances run side by side; 0 → one per core on CPU, 1 on GPU
     threads: int = 1  # intra-op threads per instance
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import torch
 
-from engines import ModelSpec, open_engine, read_spec
+from engines import ModelSpec, open_engine, read_spec, resolve_device
 from pipeline.capture import open_source
 from pipeline.config import Config
 from pipeline.errors import ConfigError
@@ -45,17 +45,18 @@ def build_pipeline(cfg: Config) -> Built:
     if not cfg.model.path:
         raise ConfigError("no model given (--model or model.path)")
 
-    if not cfg.model.device.startswith("cuda"):
+    device = resolve_device(cfg.model.device)
+    if not device.startswith("cuda"):
         # On a CPU the stages are the parallelism: torch's and OpenCV's own thread pools
         # would only preempt the engines (their small ops are fastest single-threaded).
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
 
     source = open_source(cfg.source.uri, "src0", cfg.source.fps, cfg.source.decode_threads)
-    workers = cfg.model.workers or default_workers(cfg.model.device)
-    engines = [open_engine(cfg.model.path, cfg.model.device, cfg.model.threads)]
+    workers = cfg.model.workers or default_workers(device)
+    engines = [open_engine(cfg.model.path, device, cfg.model.threads)]
     spec = read_spec(engines[0], cfg.model.path)
-    engines += [open_engine(cfg.model.path, cfg.model.device, cfg.model.threads)
+    engines += [open_engine(cfg.model.path, device, cfg.model.threads)
                 for _ in range(workers - 1)]
     sinks = [open_sink(u, source.rate, cfg.output.codec) for u in outputs or ["null://"]]
 
