@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 FIXTURES ?= ../shared/fixtures
-DEMO_VIDEO ?= $(FIXTURES)/videos/udacity_solidWhiteRight.mp4
-DEMO_MODEL ?= $(FIXTURES)/models/yolov8n-seg_int8.onnx
+DEMO_MODEL ?= engines/models/demo-seg.onnx
+DEMO_SEED  ?= 3
+DEMO_VIDEO ?= out/scenes/scene_$(DEMO_SEED).mp4
+BENCH_MODEL ?= $(FIXTURES)/models/yolov8n-seg_int8.onnx
+BENCH_VIDEO ?= $(FIXTURES)/videos/udacity_solidWhiteRight.mp4
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo evaluate test bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -17,15 +20,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-demo: setup
-	mkdir -p out
+# the bundled demo model on a generated dashcam clip (made once, then reused)
+demo: setup $(DEMO_VIDEO)
 	$(VENV)/bin/maskstream run $(DEMO_VIDEO) --model $(DEMO_MODEL) --output out/demo.mp4 --jsonl out/demo.jsonl
+	@echo "demo: video out/demo.mp4, metadata out/demo.jsonl, ground truth $(basename $(DEMO_VIDEO)).coco.json"
+
+$(DEMO_VIDEO): tools/make_scenes.py | setup
+	$(PY) tools/make_scenes.py --seed $(DEMO_SEED) --frames 250 --out $(dir $@)
+
+# demo-model accuracy on the demo clip (mask mAP, MOTA/IDF1 through the whole pipeline)
+evaluate: setup $(DEMO_VIDEO)
+	$(PY) tools/evaluate.py --model $(DEMO_MODEL) --scene $(basename $(DEMO_VIDEO))
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) tools/bench.py --model $(DEMO_MODEL) --video $(DEMO_VIDEO)
+	$(PY) tools/bench.py --model $(BENCH_MODEL) --video $(BENCH_VIDEO)
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline engines tools tests

@@ -21,8 +21,10 @@ import cv2
 import numpy as np
 
 from pipeline.errors import SourceError, TruncatedSource
+from pipeline.live import LiveParams, LiveSource
 from pipeline.stage import Source
 from pipeline.types import Frame
+from pipeline.uri import is_live, redact
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +142,13 @@ def _reason(exc: Exception) -> str:
 
 
 def open_source(uri: str, source_id: str = "src0", fps: float = 0.0,
-                decode_threads: int = 1) -> Source:
-    """A source for ``uri``: a video file or a folder of images."""
+                decode_threads: int = 1, live: LiveParams | None = None) -> Source:
+    """A source for ``uri``: a stream or camera, a video file, or a folder of images."""
+    if is_live(uri):
+        return LiveSource(uri, source_id, live)
     if "://" in uri and not uri.startswith("file://"):
-        scheme = uri.split("://", 1)[0]
-        raise SourceError(f"{scheme}:// sources are not supported yet (files and image folders are)")
+        raise SourceError(f"unsupported source {redact(uri)!r}: expected a file, a folder, "
+                          "rtsp://, http(s)://, /dev/videoN, csi://N or gst://PIPELINE")
     path = Path(uri.removeprefix("file://"))
     if path.is_dir():
         return ImageFolderSource(path, source_id, fps or 30.0)

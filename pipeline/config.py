@@ -18,6 +18,7 @@ import yaml
 
 from pipeline.decode import DecodeParams
 from pipeline.errors import ConfigError
+from pipeline.live import LiveParams
 from pipeline.render import RenderParams
 from pipeline.ring import Overflow
 from pipeline.track import TrackParams
@@ -62,6 +63,7 @@ class RuntimeConfig:
 @dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
+    live: LiveParams = field(default_factory=LiveParams)
     model: ModelConfig = field(default_factory=ModelConfig)
     decode: DecodeParams = field(default_factory=DecodeParams)
     track: TrackParams = field(default_factory=TrackParams)

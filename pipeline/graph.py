@@ -52,7 +52,8 @@ def build_pipeline(cfg: Config) -> Built:
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
 
-    source = open_source(cfg.source.uri, "src0", cfg.source.fps, cfg.source.decode_threads)
+    source = open_source(cfg.source.uri, "src0", cfg.source.fps, cfg.source.decode_threads,
+                         cfg.live)
     workers = cfg.model.workers or default_workers(device)
     engines = [open_engine(cfg.model.path, device, cfg.model.threads)]
     spec = read_spec(engines[0], cfg.model.path)

@@ -24,6 +24,10 @@ def format_report(report: RunReport) -> str:
         lines.append(f"{s.name:<22}{s.items:>7}{_ms(h.percentile(50)):>9}"
                      f"{_ms(h.percentile(99)):>9}{_ms(h.mean):>9}"
                      f"{_ms(s.cpu_ms_per_item / 1000):>9}")
+    for src in report.sources:
+        health = getattr(src, "health", None)
+        if health is not None:
+            lines.append(f"{src.name} ({src}): {health.describe()}")
     e = report.end_to_end
     lines.append(f"{'capture → sink':<22}{e.count:>7}{_ms(e.percentile(50)):>9}"
                  f"{_ms(e.percentile(99)):>9}{_ms(e.mean):>9}")

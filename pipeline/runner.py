@@ -37,6 +37,7 @@ class RunReport:
     end_to_end: LatencyHistogram
     rings: list[Ring] = field(repr=False, default_factory=list)
     stopped_early: bool = False
+    sources: list[Source] = field(repr=False, default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -148,6 +149,7 @@ class Pipeline:
             end_to_end=self.end_to_end,
             rings=self._rings,
             stopped_early=self._stop_requested,
+            sources=[s for s, _ in self._sources],
         )
 
     # -- workers ---------------------------------------------------------------------

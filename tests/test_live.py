@@ -1,0 +1,178 @@
+"""Live sources against a real RTSP server on 127.0.0.1: reconnects, stalls, bad URLs,
+credentials."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from pipeline.errors import SourceError
+from pipeline.live import LiveParams, LiveSource
+from pipeline.uri import redact
+from tests.conftest import make_video, run_cli, start_cli
+from tests.live_helpers import RtspServer, free_port, needs_rtsp_server
+from tests.onnx_models import fixed_yolo_model
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """12 s of 320×240 H.264 at 25 FPS, key frame every second."""
+    return make_video(tmp_path_factory.mktemp("live") / "clip.mp4", n=300, w=320, h=240,
+                      faststart=True)
+
+
+class Reader:
+    """Pulls frames from a LiveSource in a thread and notes when each arrived."""
+
+    def __init__(self, source: LiveSource) -> None:
+        self.source, self.times, self.error = source, [], None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for _ in self.source.frames(self.stop):
+                self.times.append(time.monotonic())
+        except Exception as exc:
+            self.error = exc
+
+    def frames_after(self, t: float) -> list[float]:
+        return [x for x in self.times if x > t]
+
+    def wait_for_frames(self, after: float, n: int, timeout: float) -> list[float]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.frames_after(after)) < n:
+            time.sleep(0.05)
+        return self.frames_after(after)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@needs_rtsp_server
+def test_reconnects_within_3_s_of_the_server_coming_back(clip) -> None:
+    server = RtspServer(clip).start()
+    reader = Reader(LiveSource(server.url, params=LiveParams(), seed=1))
+    try:
+        assert len(reader.wait_for_frames(0, 25, timeout=10)) >= 25
+        server.kill()  # SIGKILL
+        killed = time.monotonic()
+        time.sleep(3.0)
+        server.start()
+        back = time.monotonic()
+        after = reader.wait_for_frames(back, 10, timeout=10)
+        assert after, f"no frame after the server came back ({reader.source.health.describe()})"
+        assert after[0] - back <= 3.0, f"reconnected {after[0] - back:.2f} s after the restart"
+        assert reader.source.health.reconnects >= 1
+        assert reader.error is None and reader.thread.is_alive()  # never exits on its own
+        assert not reader.frames_after(killed + 0.5) or reader.frames_after(killed + 0.5)[0] >= back
+    finally:
+        reader.close()
+        server.close()
+
+
+@needs_rtsp_server
+def test_stalled_server_is_detected_and_frames_flow_after_it_resumes(clip) -> None:
+    server = RtspServer(clip).start()
+    params = LiveParams(read_timeout=2.0, open_timeout=3.0)
+    source = LiveSource(server.url, params=params, seed=2)
+    reader = Reader(source)
+    try:
+        assert len(reader.wait_for_frames(0, 25, timeout=10)) >= 25
+        server.signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 8 and source.health.connected:
+            time.sleep(0.05)
+        detected = time.monotonic() - stopped
+        assert not source.health.connected and detected <= 5.0, f"stall seen after {detected:.1f} s"
+        server.signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        assert len(reader.wait_for_frames(resumed, 10, timeout=20)) >= 10
+        assert reader.error is None
+    finally:
+        reader.close()
+        server.close()
+
+
+@needs_rtsp_server
+def test_password_never_reaches_logs_summary_or_jsonl(clip, tmp_path) -> None:
+    model = fixed_yolo_model(tmp_path / "m.onnx")
+    with RtspServer(clip) as server:
+        url = server.url.replace("rtsp://", "rtsp://admin:hunter2@")
+        meta = tmp_path / "o.jsonl"
+        proc = start_cli("--debug", "run", url, "-m", str(model), "-j", str(meta), "--workers", "1")
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (not meta.exists() or not meta.read_text()):
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "admin:***@" in out
+    for text in (out, err, meta.read_text()):
+        assert "hunter2" not in text
+
+
+def _http_text_server(tmp_path):
+    import functools
+    import http.server
+
+    (tmp_path / "notes.txt").write_text("not a video\n" * 100)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@needs_rtsp_server
+@pytest.mark.parametrize("case", ["refused", "wrong path", "not video"])
+def test_bad_live_urls_fail_fast_with_one_line(clip, tmp_path, case) -> None:
+    model = fixed_yolo_model(tmp_path / "m.onnx")
+    server = http = None
+    if case == "refused":
+        url = f"rtsp://127.0.0.1:{free_port()}/cam"
+    elif case == "wrong path":
+        server = RtspServer(clip).start()
+        url = server.url.replace("/cam", "/nope")
+    else:
+        http = _http_text_server(tmp_path)
+        url = f"http://127.0.0.1:{http.server_address[1]}/notes.txt"
+    try:
+        t0 = time.monotonic()
+        r = run_cli("run", url, "-m", str(model), "-j", str(tmp_path / "o.jsonl"), timeout=20)
+        elapsed = time.monotonic() - t0
+    finally:
+        if server:
+            server.close()
+        if http:
+            http.shutdown()
+    assert r.returncode == 1 and elapsed < 10, (elapsed, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maskstream: error:"), r.stderr
+    assert redact(url) in lines[0]
+
+
+def test_never_connected_source_gives_up_in_time() -> None:
+    params = LiveParams(first_connect_timeout=1.5, open_timeout=0.5, backoff_initial=0.2)
+    source = LiveSource(f"rtsp://127.0.0.1:{free_port()}/x", params=params)
+    t0 = time.monotonic()
+    with pytest.raises(SourceError, match="cannot connect"):
+        next(iter(source.frames(threading.Event())))
+    assert time.monotonic() - t0 < 3
+    assert source.health.reconnects >= 2
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://admin:***@10.0.0.5:554/stream1"),
+    ("rtsp://10.0.0.5/stream1", "rtsp://10.0.0.5/stream1"),
+    ("http://user@cam.local/mjpg", "http://user@cam.local/mjpg"),
+])
+def test_redact(uri, shown) -> None:
+    assert redact(uri) == shown
