@@ -18,7 +18,7 @@ from pipeline.preprocess import Preprocess
 from pipeline.render import Render
 from pipeline.ring import Overflow
 from pipeline.runner import Pipeline
-from pipeline.sink import needs_render, open_sink
+from pipeline.sink import is_network, needs_render, open_sink
 from pipeline.stage import Sink, Source
 
 
@@ -78,7 +78,8 @@ def build_pipeline(cfg: Config) -> Built:
     p.pool([Infer(e, spec) for e in engines], prepared, inferred, capacity=1)
 
     # each sink has its own ring, so a slow sink never stalls the others
-    sink_rings = [p.ring(s.name, q) for s in sinks]
+    sink_rings = [p.ring(s.name, q, Overflow.DROP_OLDEST if is_network(u) else Overflow.BLOCK)
+                  for s, u in zip(sinks, outputs or ["null://"], strict=True)]
     postprocess = Postprocess(spec, cfg.decode, cfg.track, {source.source_id: source.fps})
     if any(needs_render(u) for u in outputs):
         decoded = p.ring("decoded", q)

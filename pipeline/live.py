@@ -217,7 +217,7 @@ class LiveSource(Source):
                 reason = scrub(str(exc), self.uri)
                 if h.frames == 0:
                     raise SourceError(f"{self}: {reason}") from None
-            except Exception as exc:  # FFmpeg/OpenCV errors and timeouts: reconnect
+            except Exception as exc:  # noqa: BLE001 - any FFmpeg/OpenCV failure: reconnect
                 reason = scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__,
                                self.uri)
             with h.lock:

@@ -1,7 +1,7 @@
 """Sinks: one URI-based factory (``open_sink``) plus the display and null outputs.
 
-``out.mp4`` / ``.mkv`` / ``.avi`` → video file, ``out.jsonl`` → metadata,
-``display://`` → a window, ``null://`` → nothing (for benchmarks).
+``out.mp4`` / ``.mkv`` / ``.avi`` → video file, ``rtsp://`` → publish to an RTSP server,
+``out.jsonl`` → metadata, ``display://`` → a window, ``null://`` → nothing (benchmarks).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pipeline.errors import BackendUnavailable, SinkError
 from pipeline.jsonl_sink import JsonlSink
 from pipeline.stage import Sink
 from pipeline.types import Frame
-from pipeline.video_sink import VideoFileSink
+from pipeline.video_sink import VideoSink
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov")
 
@@ -52,6 +52,11 @@ class DisplaySink(Sink):
             cv2.destroyWindow(title)
 
 
+def is_network(uri: str) -> bool:
+    """Outputs that can stall on the network: their ring drops the oldest frame instead."""
+    return uri.startswith("rtsp://")
+
+
 def needs_render(uri: str) -> bool:
     """Whether a sink shows pictures (JSONL and null do not)."""
     return not (uri.endswith(".jsonl") or uri.startswith("null://"))
@@ -62,11 +67,13 @@ def open_sink(uri: str, rate: Fraction, codec: str = "auto") -> Sink:
         return NullSink()
     if uri.startswith("display://"):
         return DisplaySink()
+    if uri.startswith("rtsp://"):
+        return VideoSink(uri, rate, codec)
     if "://" in uri:
         raise SinkError(f"{uri.split('://')[0]}:// outputs are not supported yet")
     if uri.endswith(".jsonl"):
         return JsonlSink(uri)
     if uri.lower().endswith(VIDEO_SUFFIXES):
-        return VideoFileSink(uri, rate, codec)
+        return VideoSink(uri, rate, codec)
     raise SinkError(f"unknown output {uri!r}: expected a {'/'.join(VIDEO_SUFFIXES)} or .jsonl "
-                    "path, display:// or null://")
+                    "path, rtsp://, display:// or null://")

@@ -1,8 +1,11 @@
-"""mp4 (or any container FFmpeg knows) output through PyAV.
+"""Video output through PyAV: files (mp4, mkv, …) and RTSP publishing.
 
 H.264 (libx264, ``ultrafast``) where the installed FFmpeg has it, else MPEG-4 Part 2.
 Frame timing follows the source: each frame's pts is its source time on a
-``1/rate`` time base, so the output has the input's frame count and frame rate.
+``1/rate`` time base, so a file has the input's frame count and frame rate.
+``rtsp://`` outputs publish (RTSP ANNOUNCE/RECORD, over TCP) to a server that accepts
+it, such as MediaMTX, tuned for latency (``zerolatency``, a key frame every second so
+viewers can join at any time).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from pipeline.errors import SinkError
 from pipeline.stage import Sink
 from pipeline.types import Frame
+from pipeline.uri import redact, scrub
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +38,19 @@ def pick_codec(preferred: str = "auto") -> str:
     raise SinkError("no usable video encoder in this FFmpeg build (tried libx264, mpeg4)")
 
 
-class VideoFileSink(Sink):
+class VideoSink(Sink):
     """Writes the rendered frames; opened on the first frame (its size fixes the output's)."""
 
-    def __init__(self, path: str | Path, rate: Fraction, codec: str = "auto") -> None:
-        self.path = Path(path)
-        self.name = f"sink:{self.path.name}"
-        if not self.path.parent.exists():
-            raise SinkError(f"output folder does not exist: {self.path.parent}")
+    def __init__(self, target: str | Path, rate: Fraction, codec: str = "auto") -> None:
+        self.target = str(target)
+        self.push = self.target.startswith("rtsp://")
+        if self.push:
+            self.name = f"sink:{redact(self.target)}"
+        else:
+            self.path = Path(target)
+            self.name = f"sink:{self.path.name}"
+            if not self.path.parent.exists():
+                raise SinkError(f"output folder does not exist: {self.path.parent}")
         self.rate = Fraction(rate).limit_denominator(1001) if rate else Fraction(30)
         self.codec = pick_codec(codec)
         self._container: Any = None  # av.container.OutputContainer once open
@@ -55,9 +64,14 @@ class VideoFileSink(Sink):
         import av
 
         try:
-            self._container = av.open(str(self.path), mode="w")
+            if self.push:
+                self._container = av.open(self.target, mode="w", format="rtsp",
+                                          options={"rtsp_transport": "tcp"}, timeout=5.0)
+            else:
+                self._container = av.open(self.target, mode="w")
         except (av.FFmpegError, OSError) as exc:
-            raise SinkError(f"cannot write {self.path}: {exc}") from None
+            reason = scrub(getattr(exc, "strerror", None) or str(exc), self.target)
+            raise SinkError(f"cannot write {redact(self.target)}: {reason}") from None
         stream = self._container.add_stream(self.codec, rate=self.rate)
         stream.width, stream.height = w - w % 2, h - h % 2  # yuv420p needs even sizes
         stream.pix_fmt = "yuv420p"
@@ -65,6 +79,9 @@ class VideoFileSink(Sink):
         if self.codec == "libx264":
             # one encoder thread: the encoder has a stage thread of its own already
             stream.options = {"preset": "ultrafast", "crf": "23", "threads": "1"}
+            if self.push:
+                stream.options |= {"tune": "zerolatency"}
+                stream.codec_context.gop_size = max(1, round(self.rate))
         elif self.codec == "mpeg4":
             stream.options = {"qscale": "4"}
         self._stream = stream
@@ -103,4 +120,4 @@ class VideoFileSink(Sink):
         finally:
             self._container.close()
             self._container = None
-        log.info("wrote %d frames to %s", self.frames_written, self.path)
+        log.info("wrote %d frames to %s", self.frames_written, redact(self.target))

@@ -38,8 +38,10 @@ def free_port() -> int:
 class RtspServer:
     """Start, kill, stop and continue a real server on 127.0.0.1."""
 
-    def __init__(self, video: Path, port: int | None = None, mount: str = "/cam") -> None:
+    def __init__(self, video: Path, port: int | None = None, mount: str = "/cam",
+                 record: str = "") -> None:
         self.video, self.port, self.mount = video, port or free_port(), mount
+        self.record, self.record_port = record, free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -49,7 +51,8 @@ class RtspServer:
     def start(self, timeout: float = 15.0) -> RtspServer:
         self.proc = subprocess.Popen(
             [SYSTEM_PYTHON, str(ROOT / "tools" / "rtsp_server.py"), "--video", str(self.video),
-             "--port", str(self.port), "--mount", self.mount],
+             "--port", str(self.port), "--mount", self.mount,
+             *(["--record", self.record, "--record-port", str(self.record_port)] if self.record else [])],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + timeout
         line = ""

@@ -37,7 +37,7 @@ class Reader:
         try:
             for _ in self.source.frames(self.stop):
                 self.times.append(time.monotonic())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - recorded for the test to assert on
             self.error = exc
 
     def frames_after(self, t: float) -> list[float]:
@@ -176,3 +176,33 @@ def test_never_connected_source_gives_up_in_time() -> None:
 ])
 def test_redact(uri, shown) -> None:
     assert redact(uri) == shown
+
+
+@needs_rtsp_server
+def test_rtsp_output_is_readable_while_it_runs(clip, tmp_path) -> None:
+    """Camera in, annotated H.264 published back out; ffprobe reads it mid-run."""
+    import subprocess
+
+    model = fixed_yolo_model(tmp_path / "m.onnx")
+    with RtspServer(clip, record="/publish") as server:
+        out_url = f"rtsp://127.0.0.1:{server.port}/publish"
+        proc = start_cli("run", server.url, "-m", str(model), "-o", out_url, "--workers", "1")
+        try:
+            probe = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(1.0)
+                probe = subprocess.run(
+                    ["ffprobe", "-v", "error", "-rw_timeout", "3000000", "-show_entries",
+                     "stream=codec_name,width,height", "-of", "csv=p=0",
+                     f"tcp://127.0.0.1:{server.record_port}"],
+                    capture_output=True, text=True, timeout=15)
+                if probe.returncode == 0 and "h264" in probe.stdout:
+                    break
+            assert proc.poll() is None, "the pipeline ended early"
+            assert probe is not None and "h264,320,240" in probe.stdout, probe
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err

@@ -14,7 +14,7 @@ from pipeline.errors import SinkError
 from pipeline.jsonl_sink import JsonlSink, RleEncoder
 from pipeline.sink import open_sink
 from pipeline.types import ClassMap, Detections, Frame
-from pipeline.video_sink import VideoFileSink
+from pipeline.video_sink import VideoSink
 from tests.conftest import ffprobe, pattern
 
 needs_ffprobe = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe")
@@ -27,7 +27,7 @@ def frame(i: int, w: int = 161, h: int = 91, fps: float = 25.0, **kw) -> Frame:
 @needs_ffprobe
 @pytest.mark.parametrize("rate", [Fraction(25), Fraction(30000, 1001), Fraction(25, 2)])
 def test_video_keeps_frame_count_and_rate(tmp_path, rate) -> None:
-    sink = VideoFileSink(tmp_path / "o.mp4", rate)
+    sink = VideoSink(tmp_path / "o.mp4", rate)
     for i in range(40):
         sink.write(frame(i, fps=float(rate)))  # odd sizes are trimmed to even for yuv420p
     sink.close()

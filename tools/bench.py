@@ -43,7 +43,7 @@ from pipeline.jsonl_sink import JsonlSink
 from pipeline.preprocess import Preprocess
 from pipeline.render import Render, RenderParams
 from pipeline.track import Tracker, TrackParams
-from pipeline.video_sink import VideoFileSink
+from pipeline.video_sink import VideoSink
 
 
 def bench_decode(video: Path, frames: int) -> dict[str, float]:
@@ -123,7 +123,7 @@ def bench_sequential(model: Path, video: Path, frames: int, tmp: Path) -> dict[s
     pre, dec = Preprocess(spec), YoloSegDecoder(spec, DecodeParams())
     tracker, render = Tracker(TrackParams()), Render(RenderParams())
     src = VideoFileSource(video)
-    mp4, meta = VideoFileSink(tmp / "seq.mp4", src.rate), JsonlSink(tmp / "seq.jsonl")
+    mp4, meta = VideoSink(tmp / "seq.mp4", src.rate), JsonlSink(tmp / "seq.jsonl")
     engine.infer({spec.input_name: pre.process(load_frames(video, 1)[0]).tensor})
     cost = {"infer": 0.0, "masks+track": 0.0, "render": 0.0}
     t0, n = time.perf_counter(), 0
