@@ -67,15 +67,18 @@ def build_pipeline(cfg: Config) -> Built:
     else:
         overflow = Overflow(cfg.runtime.overflow)
 
+    # live: only the newest frame waits for the engine, so latency stays bounded; files:
+    # a few frames of slack per ring and nothing is ever dropped
+    ahead = 1 if source.live else q
     p = Pipeline()
-    captured = p.ring("captured", q, overflow)
+    captured = p.ring("captured", ahead, overflow)
     p.source(source, captured)
 
-    prepared = p.ring("prepared", q)
+    prepared = p.ring("prepared", ahead, overflow)
     p.stage(Preprocess(spec), captured, [prepared])
 
     inferred = p.ring("inferred", q)
-    p.pool([Infer(e, spec) for e in engines], prepared, inferred, capacity=1)
+    p.pool([Infer(e, spec) for e in engines], prepared, inferred)
 
     # each sink has its own ring, so a slow sink never stalls the others
     sink_rings = [p.ring(s.name, q, Overflow.DROP_OLDEST if is_network(u) else Overflow.BLOCK)

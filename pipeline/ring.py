@@ -1,4 +1,7 @@
-"""Bounded single-producer / single-consumer ring buffer with a named overflow policy.
+"""Bounded ring buffer between threads with a named overflow policy.
+
+One producer and one consumer, except a worker pool, whose workers share one inbox and
+use the delivery numbers of :meth:`Ring.get_numbered` to leave in order.
 
 Counters only grow: ``index = counter % capacity``, so depth and drops are arithmetic.
 Invariant at any quiet moment: ``puts == gets + dropped + len(ring)``.
@@ -86,15 +89,22 @@ class Ring(Generic[T]):
 
     def get(self, timeout: float | None = None) -> T:
         """Take the oldest item; raises :class:`Closed` once closed and empty."""
+        return self.get_numbered(timeout)[1]
+
+    def get_numbered(self, timeout: float | None = None) -> tuple[int, T]:
+        """Take the oldest item with its delivery number (0, 1, 2, … with no gaps, also
+        when the overflow policy dropped items). Several consumers may call this: the
+        numbers tell them the order the items left the ring."""
         with self._cond:
             self._wait(lambda: self._tail > self._head, timeout, "get", drain=True)
             index = self._head % self.capacity
             item = self._slots[index]
             self._slots[index] = None
             self._head += 1
+            number = self.gets
             self.gets += 1
             self._cond.notify_all()
-            return item  # type: ignore[return-value]
+            return number, item  # type: ignore[return-value]
 
     def close(self) -> None:
         """No more puts; waiting threads wake up. Items already in the ring stay gettable."""

@@ -78,22 +78,21 @@ class Pipeline:
         stats = self._new_stats(stage.name)
         self._spawn(stage.name, self._stage_loop, stage, inbox, list(outboxes), stats)
 
-    def pool(self, stages: Sequence[Stage], inbox: Ring, outbox: Ring, capacity: int = 2) -> None:
+    def pool(self, stages: Sequence[Stage], inbox: Ring, outbox: Ring) -> None:
         """Run identical ``stages`` side by side; results leave in input order.
 
-        Items are dealt round-robin to one ring per worker and collected round-robin
-        from one ring per worker, so order holds with no reorder buffer.
+        The workers share ``inbox``; each item's delivery number is its turn, and a
+        worker puts its result only on its turn, so order holds with no extra thread and
+        no reorder buffer (at most one item per worker is ever in flight).
         """
         if len(stages) == 1:
             self.stage(stages[0], inbox, [outbox])
             return
-        ins = [self.ring(f"{s.name}[{k}].in", capacity) for k, s in enumerate(stages)]
-        outs = [self.ring(f"{s.name}[{k}].out", capacity) for k, s in enumerate(stages)]
-        self._spawn(f"{stages[0].name}.deal", self._deal_loop, inbox, ins)
+        turn = _Turnstile()
         stats = self._new_stats(stages[0].name)
-        for k, (s, i, o) in enumerate(zip(stages, ins, outs, strict=True)):
-            self._spawn(f"{s.name}[{k}]", self._stage_loop, s, i, [o], stats)
-        self._spawn(f"{stages[0].name}.collect", self._collect_loop, outs, outbox)
+        alive = [len(stages)]
+        for k, s in enumerate(stages):
+            self._spawn(f"{s.name}[{k}]", self._pool_loop, s, inbox, outbox, turn, stats, alive)
 
     def sink(self, sink: Sink, inbox: Ring) -> None:
         stats = self._new_stats(sink.name)
@@ -191,6 +190,14 @@ class Pipeline:
             except RingTimeout:
                 continue
 
+    @staticmethod
+    def _get_numbered(ring: Ring) -> tuple[int, Frame]:
+        while True:
+            try:
+                return ring.get_numbered(timeout=POLL_S)
+            except RingTimeout:
+                continue
+
     def _source_loop(self, source: Source, out: Ring, stats: StageStats) -> None:
         try:
             t = time.perf_counter()
@@ -236,35 +243,39 @@ class Pipeline:
                 self._fail(exc)
             self._add_cpu(stats)
 
-    def _deal_loop(self, inbox: Ring, outs: list[Ring]) -> None:
-        k = 0
+    def _pool_loop(self, stage: Stage, inbox: Ring, outbox: Ring, turn: _Turnstile,
+                   stats: StageStats, alive: list[int]) -> None:
         try:
+            stage.start()
             while True:
-                self._put(outs[k % len(outs)], self._get(inbox))
-                k += 1
+                number, frame = self._get_numbered(inbox)
+                t = time.perf_counter()
+                result = stage.process(frame)
+                stats.record(time.perf_counter() - t)
+                turn.wait_for(number)
+                try:
+                    self._put(outbox, result)
+                finally:
+                    turn.advance()
         except Closed:
             pass
         except BaseException as exc:
             self._fail(exc)
-        finally:
             inbox.close()
-            for r in outs:
-                r.close()
-
-    def _collect_loop(self, ins: list[Ring], outbox: Ring) -> None:
-        k = 0
-        try:
-            while True:
-                self._put(outbox, self._get(ins[k % len(ins)]))
-                k += 1
-        except Closed:
-            pass
-        except BaseException as exc:
-            self._fail(exc)
-        finally:
-            for r in ins:
-                r.close()
             outbox.close()
+            turn.close()
+        finally:
+            with self._error_lock:
+                alive[0] -= 1
+                last = alive[0] == 0
+            if last:  # the others may still be putting earlier results
+                inbox.close()
+                outbox.close()
+            try:
+                stage.stop()
+            except BaseException as exc:
+                self._fail(exc)
+            self._add_cpu(stats)
 
     def _sink_loop(self, sink: Sink, inbox: Ring, stats: StageStats) -> None:
         try:
@@ -285,3 +296,30 @@ class Pipeline:
             except BaseException as exc:
                 self._fail(exc)
             self._add_cpu(stats)
+
+
+class _Turnstile:
+    """Lets pool workers put their results in delivery-number order."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def wait_for(self, number: int) -> None:
+        """Block until it is ``number``'s turn; :class:`Closed` if the pool is aborting."""
+        with self._cond:
+            while self._next != number:
+                if self._closed:
+                    raise Closed("worker pool stopped")
+                self._cond.wait(POLL_S)
+
+    def advance(self) -> None:
+        with self._cond:
+            self._next += 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

@@ -41,7 +41,7 @@ def pattern(i: int, w: int, h: int) -> np.ndarray:
 
 def make_video(path: Path, n: int = 30, w: int = 160, h: int = 96, rate: Fraction = Fraction(25),
                pts: list[int] | None = None, time_base: Fraction | None = None,
-               faststart: bool = False) -> Path:
+               faststart: bool = False, lossless: bool = True) -> Path:
     """Write an H.264 mp4 of ``n`` pattern frames; ``pts`` in ``time_base`` units for VFR;
     ``faststart`` puts the index first, as cameras and web videos do."""
     import av
@@ -50,7 +50,8 @@ def make_video(path: Path, n: int = 30, w: int = 160, h: int = 96, rate: Fractio
     with av.open(str(path), "w", options=options) as c:
         s = c.add_stream("libx264", rate=rate)
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"preset": "ultrafast", "qp": "0"}
+        s.options = {"preset": "ultrafast", "qp": "0"} if lossless else {"preset": "ultrafast",
+                                                                          "crf": "26"}
         if time_base is not None:
             s.time_base = time_base
         for i in range(n):

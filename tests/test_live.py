@@ -206,3 +206,62 @@ def test_rtsp_output_is_readable_while_it_runs(clip, tmp_path) -> None:
         finally:
             proc.kill()
     assert proc.returncode == 0, err
+
+
+@needs_rtsp_server
+def test_latency_stays_bounded_when_the_model_is_slower_than_the_camera(tmp_path) -> None:
+    """25 FPS camera, a model slower than 40 ms: frames are dropped and counted, and
+    capture-to-sink latency stays under 3 frame periods + the engine's latency, flat."""
+    import json
+
+    from engines import open_engine
+
+    clip = make_video(tmp_path / "long.mp4", n=1000, w=320, h=240, faststart=True, lossless=False)
+    model = fixed_yolo_model(tmp_path / "slow.onnx", work=4)
+    engine = open_engine(model)
+    x = {"images": __import__("numpy").zeros((1, 3, 320, 320), "float32")}
+    engine.infer(x)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        engine.infer(x)
+    engine_s = (time.perf_counter() - t0) / 5
+    engine.close()
+    assert engine_s > 0.04, f"the model must be slower than the camera ({engine_s * 1000:.0f} ms)"
+
+    meta = tmp_path / "o.jsonl"
+    with RtspServer(clip) as server:
+        proc = start_cli("run", server.url, "-m", str(model), "-j", str(meta), "--workers", "1")
+        seen: list[tuple[float, float]] = []  # (arrival, capture) wall-clock seconds
+        try:
+            offset = 0
+            t_start = time.monotonic()
+            while time.monotonic() - t_start < 36:
+                time.sleep(0.01)
+                if not meta.exists():
+                    continue
+                with meta.open() as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                now = time.time()
+                complete = chunk[: chunk.rfind("\n") + 1]
+                offset += len(complete.encode())
+                seen += [(now, json.loads(line)["pts"]) for line in complete.splitlines()]
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lat = __import__("numpy").array([a - c for a, c in seen[10:]])  # after warm-up
+    span = seen[-1][1] - seen[10][1]
+    assert span >= 30, f"only {span:.0f} s of frames"
+    bound = 3 * 0.04 + engine_s + 0.03  # + the 10 ms polling of this test and file flushes
+    p99 = float(__import__("numpy").percentile(lat, 99))
+    print(f"engine {engine_s * 1000:.0f} ms, {len(seen)} frames over {span:.0f} s, latency p50 "
+          f"{float(__import__('numpy').median(lat)) * 1000:.0f} ms p99 {p99 * 1000:.0f} ms "
+          f"(bound {bound * 1000:.0f} ms), first/last third {lat[:len(lat) // 3].mean() * 1000:.0f}"
+          f"/{lat[-(len(lat) // 3):].mean() * 1000:.0f} ms")
+    assert p99 < bound, f"p99 {p99 * 1000:.0f} ms over {bound * 1000:.0f} ms"
+    third = len(lat) // 3
+    assert lat[-third:].mean() < lat[:third].mean() * 1.25 + 0.02, "latency grows"
+    dropped = int(out.split("dropped ")[1].split(";")[0])
+    assert dropped > 0.2 * len(seen), out  # the camera outran the model: frames were dropped
