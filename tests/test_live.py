@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from pipeline.errors import SourceError
@@ -219,7 +220,7 @@ def test_latency_stays_bounded_when_the_model_is_slower_than_the_camera(tmp_path
     clip = make_video(tmp_path / "long.mp4", n=1000, w=320, h=240, faststart=True, lossless=False)
     model = fixed_yolo_model(tmp_path / "slow.onnx", work=4)
     engine = open_engine(model)
-    x = {"images": __import__("numpy").zeros((1, 3, 320, 320), "float32")}
+    x = {"images": np.zeros((1, 3, 320, 320), np.float32)}
     engine.infer(x)
     t0 = time.perf_counter()
     for _ in range(5):
@@ -251,13 +252,13 @@ def test_latency_stays_bounded_when_the_model_is_slower_than_the_camera(tmp_path
         finally:
             proc.kill()
     assert proc.returncode == 0, err
-    lat = __import__("numpy").array([a - c for a, c in seen[10:]])  # after warm-up
+    lat = np.array([a - c for a, c in seen[10:]])  # after warm-up
     span = seen[-1][1] - seen[10][1]
     assert span >= 30, f"only {span:.0f} s of frames"
     bound = 3 * 0.04 + engine_s + 0.03  # + the 10 ms polling of this test and file flushes
-    p99 = float(__import__("numpy").percentile(lat, 99))
+    p99 = float(np.percentile(lat, 99))
     print(f"engine {engine_s * 1000:.0f} ms, {len(seen)} frames over {span:.0f} s, latency p50 "
-          f"{float(__import__('numpy').median(lat)) * 1000:.0f} ms p99 {p99 * 1000:.0f} ms "
+          f"{float(np.median(lat)) * 1000:.0f} ms p99 {p99 * 1000:.0f} ms "
           f"(bound {bound * 1000:.0f} ms), first/last third {lat[:len(lat) // 3].mean() * 1000:.0f}"
           f"/{lat[-(len(lat) // 3):].mean() * 1000:.0f} ms")
     assert p99 < bound, f"p99 {p99 * 1000:.0f} ms over {bound * 1000:.0f} ms"
