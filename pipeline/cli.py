@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -32,11 +33,15 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the pipeline on a video file or image folder",
                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("source", nargs="?", help="video file or folder of images")
+    run.add_argument("sources", nargs="*", metavar="SOURCE",
+                     help="video file, image folder, rtsp:// or http(s):// stream, /dev/videoN, "
+                     "csi://N or gst://PIPELINE; several at once, each optionally named "
+                     "(cam1=rtsp://…)")
     run.add_argument("--model", "-m", help="ONNX model (YOLO-seg or semantic heads)")
-    run.add_argument("--output", "-o", help="annotated video (.mp4/.mkv/.avi), display:// "
-                     "or null://")
-    run.add_argument("--jsonl", "-j", help="per-frame metadata (.jsonl)")
+    run.add_argument("--output", "-o", help="annotated video (.mp4/.mkv/.avi), rtsp:// "
+                     "(publish), display:// or null://; {source} makes one per source")
+    run.add_argument("--jsonl", "-j", help="per-frame metadata (.jsonl); {source} makes one "
+                     "per source")
     run.add_argument("--config", "-c", help="YAML config (see configs/); flags override it")
     run.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     run.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
@@ -59,7 +64,8 @@ def _config(args: argparse.Namespace) -> Config:
     from pipeline.track import TrackerKind
 
     cfg = load_config(args.config)
-    cfg = override(cfg, "source", uri=args.source)
+    if args.sources:
+        cfg = dataclasses.replace(cfg, sources=tuple(args.sources))
     cfg = override(cfg, "model", path=args.model, device=args.device, workers=args.workers)
     cfg = override(cfg, "decode", conf=args.conf, iou=args.iou)
     cfg = override(cfg, "track", kind=TrackerKind(args.tracker) if args.tracker else None)
@@ -89,17 +95,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     built = build_pipeline(cfg)
-    total = built.source.total_frames
+    total = built.total_frames
     bar = None
-    if not args.no_progress and not built.source.live:
+    if not args.no_progress and not built.live:
         from tqdm import tqdm
 
         bar = tqdm(total=total, unit="frame", desc="maskstream", file=sys.stderr, disable=None,
                    dynamic_ncols=True)
 
-    def tick(p) -> None:  # type: ignore[no-untyped-def]
+    def tick(_p) -> None:  # type: ignore[no-untyped-def]
         if bar is not None:
-            bar.update(p.frames_done() - bar.n)
+            bar.update(built.progress.items - bar.n)
 
     _install_signal_handlers(built.pipeline.stop)
     try:
@@ -109,9 +115,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             tick(built.pipeline)
             bar.close()
     print(format_report(report))
-    for u in (cfg.output.video, cfg.output.jsonl):
-        if u and "://" not in u:
-            print(f"wrote {u}")
+    for sink in built.sinks:
+        path = getattr(sink, "path", None)
+        if path is not None:
+            print(f"wrote {path}")
     return 0
 
 
@@ -132,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
-            if not args.source and not args.config:
-                _parser().error("run: give a SOURCE (or a --config with source.uri)")
+            if not args.sources and not args.config:
+                _parser().error("run: give a SOURCE (or a --config with source.uri or sources)")
             return cmd_run(args)
         return cmd_info(args)
     except PipelineError as exc:

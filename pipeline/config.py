@@ -63,6 +63,7 @@ class RuntimeConfig:
 @dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
+    sources: tuple[str, ...] = ()  # several sources: "uri" or "name=uri"; overrides source.uri
     live: LiveParams = field(default_factory=LiveParams)
     model: ModelConfig = field(default_factory=ModelConfig)
     decode: DecodeParams = field(default_factory=DecodeParams)

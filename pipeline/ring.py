@@ -40,7 +40,10 @@ class RingTimeout(PipelineError, TimeoutError):
 class Ring(Generic[T]):
     """Fixed-capacity FIFO between two threads."""
 
-    def __init__(self, capacity: int, overflow: Overflow = Overflow.BLOCK, name: str = "") -> None:
+    def __init__(self, capacity: int, overflow: Overflow = Overflow.BLOCK, name: str = "",
+                 listener: threading.Event | None = None) -> None:
+        """``listener`` is set on every put and on close: one thread can wait on several
+        rings at once (the runner's merge)."""
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"ring capacity: expected an int >= 1, got {capacity!r}")
         self.name = name
@@ -54,6 +57,7 @@ class Ring(Generic[T]):
         self.dropped = 0  # items discarded by the overflow policy
         self._closed = False
         self._cond = threading.Condition(threading.Lock())
+        self._listener = listener
 
     def __len__(self) -> int:
         return self._tail - self._head
@@ -85,7 +89,9 @@ class Ring(Generic[T]):
             self._slots[self._tail % self.capacity] = item
             self._tail += 1
             self._cond.notify_all()
-            return True
+        if self._listener is not None:
+            self._listener.set()
+        return True
 
     def get(self, timeout: float | None = None) -> T:
         """Take the oldest item; raises :class:`Closed` once closed and empty."""
@@ -106,11 +112,24 @@ class Ring(Generic[T]):
             self._cond.notify_all()
             return number, item  # type: ignore[return-value]
 
+    def clear(self) -> int:
+        """Drop every item waiting in the ring (counted as dropped); returns how many."""
+        with self._cond:
+            n = self._tail - self._head
+            for i in range(self._head, self._tail):
+                self._slots[i % self.capacity] = None
+            self._head = self._tail
+            self.dropped += n
+            self._cond.notify_all()
+            return n
+
     def close(self) -> None:
         """No more puts; waiting threads wake up. Items already in the ring stay gettable."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self._listener is not None:
+            self._listener.set()
 
     def _wait(self, ready, timeout: float | None, op: str, drain: bool = False) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -58,14 +58,16 @@ class Pipeline:
         self.end_to_end = LatencyHistogram()
         self._stop = threading.Event()
         self._stop_requested = False
+        self._discard_on_stop: list[Ring] = []
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self._ran = False
 
     # -- wiring ----------------------------------------------------------------------
 
-    def ring(self, name: str, capacity: int, overflow: Overflow = Overflow.BLOCK) -> Ring:
-        r: Ring = Ring(capacity, overflow, name=name)
+    def ring(self, name: str, capacity: int, overflow: Overflow = Overflow.BLOCK,
+             listener: threading.Event | None = None) -> Ring:
+        r: Ring = Ring(capacity, overflow, name=name, listener=listener)
         self._rings.append(r)
         return r
 
@@ -74,9 +76,19 @@ class Pipeline:
         self._sources.append((source, stats))
         self._spawn(source.name, self._source_loop, source, out, stats)
 
-    def stage(self, stage: Stage, inbox: Ring, outboxes: Sequence[Ring]) -> None:
+    def stage(self, stage: Stage, inbox: Ring, outboxes: Sequence[Ring],
+              route: Callable[[Frame], Sequence[int]] | None = None) -> StageStats:
+        """One thread running ``stage``; each result goes to every outbox, or to the
+        outboxes whose indices ``route(result)`` names. Returns the stage's stats."""
         stats = self._new_stats(stage.name)
-        self._spawn(stage.name, self._stage_loop, stage, inbox, list(outboxes), stats)
+        self._spawn(stage.name, self._stage_loop, stage, inbox, list(outboxes), stats, route)
+        return stats
+
+    def merge(self, inboxes: Sequence[Ring], outbox: Ring, wakeup: threading.Event) -> None:
+        """Interleave several rings into one, taking from whichever has an item, so a slow
+        or dead input never holds up the others. The inboxes must share ``wakeup`` as
+        their listener. ``outbox`` closes when every inbox has closed and drained."""
+        self._spawn("merge", self._merge_loop, list(inboxes), outbox, wakeup)
 
     def pool(self, stages: Sequence[Stage], inbox: Ring, outbox: Ring) -> None:
         """Run identical ``stages`` side by side; results leave in input order.
@@ -101,20 +113,22 @@ class Pipeline:
 
     # -- control ---------------------------------------------------------------------
 
+    def discard_on_stop(self, *rings: Ring) -> None:
+        """Rings whose waiting frames :meth:`stop` drops (those not yet at the engine), so
+        a stop takes effect in about one engine call."""
+        self._discard_on_stop.extend(rings)
+
     def stop(self) -> None:
-        """Ask the sources to stop; everything already captured drains to the sinks."""
+        """Ask the sources to stop. Frames past the engine drain to the sinks; frames
+        still waiting for it in the ``discard_on_stop`` rings are dropped and counted."""
         self._stop_requested = True
         self._stop.set()
+        for ring in self._discard_on_stop:
+            ring.clear()
 
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
-
-    def frames_done(self) -> int:
-        """Frames every sink has finished (for progress bars)."""
-        if not self._sinks:
-            return 0
-        return min(stats.items for _, stats in self._sinks)
 
     def run(self, on_tick: Callable[[Pipeline], None] | None = None) -> RunReport:
         """Start every worker, wait for all of them, re-raise the first error."""
@@ -219,7 +233,8 @@ class Pipeline:
                 self._fail(exc)
             self._add_cpu(stats)
 
-    def _stage_loop(self, stage: Stage, inbox: Ring, outs: list[Ring], stats: StageStats) -> None:
+    def _stage_loop(self, stage: Stage, inbox: Ring, outs: list[Ring], stats: StageStats,
+                    route: Callable[[Frame], Sequence[int]] | None = None) -> None:
         try:
             stage.start()
             while True:
@@ -227,7 +242,7 @@ class Pipeline:
                 t = time.perf_counter()
                 result = stage.process(frame)
                 stats.record(time.perf_counter() - t)
-                for r in outs:
+                for r in (outs if route is None else [outs[i] for i in route(result)]):
                     self._put(r, result)
         except Closed:
             pass
@@ -242,6 +257,36 @@ class Pipeline:
             except BaseException as exc:
                 self._fail(exc)
             self._add_cpu(stats)
+
+    def _merge_loop(self, inboxes: list[Ring], outbox: Ring, wakeup: threading.Event) -> None:
+        open_ = list(inboxes)
+        k = 0
+        try:
+            while open_:
+                wakeup.clear()
+                moved = False
+                for _ in range(len(open_)):  # one fair round, starting after the last taker
+                    ring = open_[k % len(open_)]
+                    k += 1
+                    try:
+                        item = ring.get(timeout=0)
+                    except RingTimeout:
+                        continue
+                    except Closed:
+                        open_.remove(ring)
+                        break
+                    self._put(outbox, item)
+                    moved = True
+                if not moved and open_:
+                    wakeup.wait(POLL_S)
+        except Closed:
+            pass
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            for r in inboxes:
+                r.close()
+            outbox.close()
 
     def _pool_loop(self, stage: Stage, inbox: Ring, outbox: Ring, turn: _Turnstile,
                    stats: StageStats, alive: list[int]) -> None:

@@ -266,3 +266,43 @@ def test_latency_stays_bounded_when_the_model_is_slower_than_the_camera(tmp_path
     assert lat[-third:].mean() < lat[:third].mean() * 1.25 + 0.02, "latency grows"
     dropped = int(out.split("dropped ")[1].split(";")[0])
     assert dropped > 0.2 * len(seen), out  # the camera outran the model: frames were dropped
+
+
+@needs_rtsp_server
+def test_two_cameras_and_a_file_at_once(clip, tmp_path) -> None:
+    """Each source its own outputs; the file loses no frame while the cameras stream."""
+    import json
+
+    from tests.conftest import ffprobe
+
+    model = fixed_yolo_model(tmp_path / "m.onnx")
+    video = make_video(tmp_path / "file.mp4", n=120, w=200, h=120)
+    meta = tmp_path / "all.jsonl"
+    with RtspServer(clip) as cam1, RtspServer(clip) as cam2:
+        proc = start_cli("run", f"cam1={cam1.url}", f"cam2={cam2.url}", f"clip={video}",
+                         "-m", str(model), "-o", str(tmp_path / "out_{source}.mp4"),
+                         "-j", str(meta))
+        try:
+            deadline = time.monotonic() + 60
+            counts: dict[str, int] = {}
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                if meta.exists():
+                    lines = [json.loads(x) for x in meta.read_text().splitlines()]
+                    counts = {s: sum(f["source"] == s for f in lines) for s in ("cam1", "cam2", "clip")}
+                    if counts["clip"] == 120 and min(counts["cam1"], counts["cam2"]) >= 25:
+                        break
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert counts["clip"] == 120 and counts["cam1"] >= 25 and counts["cam2"] >= 25, counts
+    frames = [json.loads(x) for x in meta.read_text().splitlines()]
+    clip_frames = [f["frame"] for f in frames if f["source"] == "clip"]
+    assert clip_frames == list(range(120))  # in order, none lost
+    assert ffprobe(tmp_path / "out_clip.mp4")["nb_read_frames"] == "120"
+    for cam in ("cam1", "cam2"):
+        info = ffprobe(tmp_path / f"out_{cam}.mp4")
+        assert int(info["nb_read_frames"]) == sum(f["source"] == cam for f in frames)
+    assert "cam1" in out and "cam2" in out  # per-source health in the summary

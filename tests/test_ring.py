@@ -116,3 +116,13 @@ def test_waits_time_out_and_close_wakes_waiters() -> None:
 def test_bad_capacity_is_named(capacity) -> None:
     with pytest.raises(ValueError, match="capacity"):
         Ring(capacity)
+
+
+def test_clear_drops_and_counts() -> None:
+    ring: Ring[int] = Ring(4)
+    for i in range(3):
+        ring.put(i)
+    assert ring.clear() == 3 and len(ring) == 0
+    assert ring.puts == ring.gets + ring.dropped + len(ring)
+    ring.put(9)
+    assert ring.get() == 9

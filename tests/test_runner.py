@@ -115,6 +115,16 @@ def test_stop_drains_everything_captured() -> None:
     assert [s.seqs for s in sinks] == [list(range(report.frames_in))] * 2
 
 
+def test_stop_discards_what_waits_for_the_engine() -> None:
+    p, _, _, sinks = build(10_000, 2, delay=0.0005)
+    p.discard_on_stop(*[r for r in p._rings if r.name == "a"])
+    threading.Timer(0.3, p.stop).start()
+    report = p.run()
+    out = sinks[0].seqs
+    assert out == sinks[1].seqs and out == sorted(out) and len(set(out)) == len(out)
+    assert report.frames_in == len(out) + report.dropped
+
+
 def test_slow_sink_does_not_lose_frames_and_end_to_end_is_measured() -> None:
     p, _, _, sinks = build(40, 2, sink_delay=0.005)
     report = p.run()
@@ -136,3 +146,31 @@ def test_source_error_after_frames_drains_then_raises() -> None:
     with pytest.raises(OSError, match="ends early"):
         p.run()
     assert sink.seqs == list(range(25)) and sink.closed
+
+
+def test_merge_is_not_held_up_by_a_silent_source() -> None:
+    class Silent(Source):
+        def frames(self, stop: threading.Event):
+            stop.wait(30)  # a camera that connected and then never sent anything
+            return
+            yield
+
+    p = Pipeline()
+    wakeup = threading.Event()
+    a, b = p.ring("a", 1, listener=wakeup), p.ring("b", 1, listener=wakeup)
+    p.source(Silent(), a)
+    p.source(Counter(50), b)
+    merged = p.ring("m", 2)
+    p.merge([a, b], merged, wakeup)
+    sink = Collect()
+    p.sink(sink, merged)
+    t0 = time.monotonic()
+
+    def stop_when_done() -> None:
+        while len(sink.seqs) < 50 and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
+        p.stop()
+
+    threading.Thread(target=stop_when_done).start()
+    p.run()
+    assert sink.seqs == list(range(50)) and time.monotonic() - t0 < 5
