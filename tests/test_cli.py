@@ -119,6 +119,10 @@ def bad_inputs():
             t, "decode:\n  conff: 0.3\n")], "decode.conff: unknown key"),
         ("wrong config type", lambda t: ["run", "x.mp4", "-m", "m.onnx", "--config", _yaml(
             t, "track:\n  lost_track_buffer: soon\n")], "track.lost_track_buffer: expected int"),
+        ("CSI camera without GStreamer", lambda t: ["run", "csi://0", "-m", str(fixed_yolo_model(
+            t / "m.onnx"))], "csi:// needs OpenCV built with GStreamer"),
+        ("unknown scheme", lambda t: ["run", "ftp://user:pw@host/x.mp4", "-m", str(fixed_yolo_model(
+            t / "m.onnx"))], "unsupported source 'ftp://user:***@host/x.mp4'"),
         ("negative confidence", lambda t: ["run", _text(t), "-m", str(fixed_yolo_model(t / "m.onnx")),
                                            "--conf", "-0.5"], "decode.conf: expected a number in [0, 1], got -0.5"),
     ]
