@@ -28,6 +28,7 @@ class DecodeParams:
     iou: float = 0.7
     max_det: int = 300
     classes: tuple[int, ...] = ()  # keep only these class ids; empty keeps all
+    agnostic: bool = False  # NMS across classes (Ultralytics' agnostic_nms)
     mask_threshold: float = 0.5
 
     def __post_init__(self) -> None:
@@ -94,7 +95,8 @@ class YoloSegDecoder:
         protos = _tensor(outputs[self.spec.protos_name])
         xyxy, scores, class_ids, coefs = self.candidates(preds)
         if self.spec.layout is not Layout.END2END:
-            keep = nms(xyxy, scores, class_ids, self.params.iou, self.params.max_det)
+            groups = np.zeros_like(class_ids) if self.params.agnostic else class_ids
+            keep = nms(xyxy, scores, groups, self.params.iou, self.params.max_det)
             xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
             coefs = coefs[torch.from_numpy(keep).to(coefs.device)]
         n = len(scores)

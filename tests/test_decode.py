@@ -86,6 +86,14 @@ def test_masks_stay_compact_and_inside_their_boxes() -> None:
         assert x0 <= det.xyxy[i, 0] + 1 and det.xyxy[i, 2] <= x1 + 1
 
 
+def test_agnostic_nms_merges_across_classes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 9.5], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    classes = np.array([0, 1, 0])
+    assert nms(boxes, scores, classes, 0.7, 300).tolist() == [0, 1, 2]
+    assert nms(boxes, scores, np.zeros(3, int), 0.7, 300).tolist() == [0, 2]
+
+
 def test_nms_agrees_with_reference_on_random_boxes() -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
