@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 # the bundled demo model on a generated dashcam clip (made once, then reused)
 demo: setup $(DEMO_VIDEO)
-	$(VENV)/bin/maskstream run $(DEMO_VIDEO) --model $(DEMO_MODEL) --output out/demo.mp4 --jsonl out/demo.jsonl
+	$(VENV)/bin/maskstream run $(DEMO_VIDEO) --config configs/demo.yaml --model $(DEMO_MODEL) --output out/demo.mp4 --jsonl out/demo.jsonl
 	@echo "demo: video out/demo.mp4, metadata out/demo.jsonl, ground truth $(basename $(DEMO_VIDEO)).coco.json"
 
 $(DEMO_VIDEO): tools/make_scenes.py | setup
@@ -30,7 +30,7 @@ $(DEMO_VIDEO): tools/make_scenes.py | setup
 
 # demo-model accuracy on the demo clip (mask mAP, MOTA/IDF1 through the whole pipeline)
 evaluate: setup $(DEMO_VIDEO)
-	$(PY) tools/evaluate.py --model $(DEMO_MODEL) --scene $(basename $(DEMO_VIDEO))
+	$(PY) tools/evaluate.py --model $(DEMO_MODEL) --config configs/demo.yaml --scene $(basename $(DEMO_VIDEO))
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Accuracy of a model, or of a JSONL the pipeline wrote, against an annotated clip.
 
-    python tools/evaluate.py --model M.onnx --scene out/scenes/scene_3 [--json]
+    python tools/evaluate.py --model M.onnx --scene out/scenes/scene_3 [--config C] [--json]
     python tools/evaluate.py --jsonl run.jsonl --scene out/scenes/scene_3
 
 ``--scene PREFIX`` names the files tools/make_scenes.py wrote: PREFIX.mp4,
@@ -33,12 +33,16 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 
-def run_pipeline(model: Path, video: Path, jsonl: Path, conf: float | None) -> None:
-    from pipeline.config import Config, ModelConfig, OutputConfig, SourceConfig, override
+def run_pipeline(model: Path, video: Path, jsonl: Path, conf: float | None = None,
+                 config: Path | None = None) -> None:
+    """The whole pipeline (tracking included) on ``video``, metadata to ``jsonl``."""
+    from pipeline.config import load_config, override
     from pipeline.graph import build_pipeline
 
-    cfg = Config(source=SourceConfig(uri=str(video)), model=ModelConfig(path=str(model)),
-                 output=OutputConfig(jsonl=str(jsonl)))
+    cfg = load_config(config)
+    cfg = override(cfg, "source", uri=str(video))
+    cfg = override(cfg, "model", path=str(model))
+    cfg = override(cfg, "output", video="", jsonl=str(jsonl))
     cfg = override(cfg, "decode", conf=conf)
     build_pipeline(cfg).pipeline.run()
 
@@ -148,32 +152,56 @@ def main() -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", type=Path, help="ONNX model: run the pipeline on the clip first")
     src.add_argument("--jsonl", type=Path, help="a JSONL maskstream already wrote for the clip")
-    ap.add_argument("--scene", type=Path, required=True, help="prefix of the make_scenes files")
+    ap.add_argument("--scene", type=Path, required=True, nargs="+",
+                    help="prefix(es) of the make_scenes files; several are summed up")
     ap.add_argument("--conf", type=float, help="confidence threshold for --model runs")
+    ap.add_argument("--config", type=Path, help="maskstream config for --model runs "
+                    "(e.g. configs/demo.yaml)")
     ap.add_argument("--semantic-map", default="", help="GT=PRED class names, e.g. road=da,lane=ll")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    for suffix in (".mp4", ".coco.json", ".mot.txt"):
-        if not args.scene.with_name(args.scene.name + suffix).is_file():
-            print(f"evaluate: error: {args.scene}{suffix} not found (make it with "
-                  "tools/make_scenes.py)", file=sys.stderr)
-            return 1
-    if args.model is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            jsonl = Path(tmp) / "run.jsonl"
-            run_pipeline(args.model, args.scene.with_name(args.scene.name + ".mp4"), jsonl, args.conf)
-            frames = load_jsonl(jsonl)
-    else:
-        frames = load_jsonl(args.jsonl)
+    if args.jsonl is not None and len(args.scene) > 1:
+        ap.error("--jsonl goes with one --scene")
+    for scene in args.scene:
+        for suffix in (".mp4", ".coco.json", ".mot.txt"):
+            if not scene.with_name(scene.name + suffix).is_file():
+                print(f"evaluate: error: {scene}{suffix} not found (make it with "
+                      "tools/make_scenes.py)", file=sys.stderr)
+                return 1
     mapping = dict(kv.split("=", 1) for kv in args.semantic_map.split(",") if "=" in kv)
-    result = evaluate(frames, args.scene, mapping)
+    results = {}
+    for scene in args.scene:
+        if args.model is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                jsonl = Path(tmp) / "run.jsonl"
+                run_pipeline(args.model, scene.with_name(scene.name + ".mp4"), jsonl, args.conf,
+                             args.config)
+                frames = load_jsonl(jsonl)
+        else:
+            frames = load_jsonl(args.jsonl)
+        results[scene.name] = evaluate(frames, scene, mapping)
+    if len(results) > 1:
+        results["all"] = combine(list(results.values()))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(results, indent=2))
         return 0
-    width = max(len(k) for k in result)
-    for k, v in result.items():
-        print(f"{k:<{width}}  {v:.3f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    keys = list(next(iter(results.values())))
+    print(f"{'metric':<22}" + "".join(f"{name[:14]:>15}" for name in results))
+    for k in keys:
+        cells = [r.get(k, float("nan")) for r in results.values()]
+        print(f"{k:<22}" + "".join(f"{c:>15.3f}" if isinstance(c, float) else f"{c:>15}"
+                                   for c in cells))
     return 0
+
+
+def combine(results: list[dict]) -> dict:
+    """Several scenes: frames, ID switches and tracks add up; the rest are means."""
+    out: dict = {}
+    for k in results[0]:
+        values = [r[k] for r in results if k in r]
+        out[k] = sum(values) if k in ("frames", "IDSW", "gt_tracks") else float(np.mean(values))
+    out["idsw_per_100_tracks"] = 100.0 * out["IDSW"] / max(1, out["gt_tracks"])
+    return out
 
 
 if __name__ == "__main__":
