@@ -182,7 +182,14 @@ class Pipeline:
                 log.debug("worker %s failed", threading.current_thread().name, exc_info=exc)
         self._stop.set()
 
-    def _add_cpu(self, stats: StageStats) -> None:
+    def _finish(self, stats: StageStats, rings: list[Ring], cleanup: Callable[[], None]) -> None:
+        """A worker's last act: close its rings, run its cleanup, add up its CPU time."""
+        for r in rings:
+            r.close()
+        try:
+            cleanup()
+        except BaseException as exc:
+            self._fail(exc)
         cpu = time.thread_time()
         with self._error_lock:
             stats.cpu_s += cpu
@@ -226,12 +233,7 @@ class Pipeline:
         except BaseException as exc:  # recorded, re-raised by run()
             self._fail(exc)
         finally:
-            out.close()
-            try:
-                source.close()
-            except BaseException as exc:
-                self._fail(exc)
-            self._add_cpu(stats)
+            self._finish(stats, [out], source.close)
 
     def _stage_loop(self, stage: Stage, inbox: Ring, outs: list[Ring], stats: StageStats,
                     route: Callable[[Frame], Sequence[int]] | None = None) -> None:
@@ -249,14 +251,7 @@ class Pipeline:
         except BaseException as exc:
             self._fail(exc)
         finally:
-            inbox.close()
-            for r in outs:
-                r.close()
-            try:
-                stage.stop()
-            except BaseException as exc:
-                self._fail(exc)
-            self._add_cpu(stats)
+            self._finish(stats, [inbox, *outs], stage.stop)
 
     def _merge_loop(self, inboxes: list[Ring], outbox: Ring, wakeup: threading.Event) -> None:
         open_ = list(inboxes)
@@ -313,14 +308,8 @@ class Pipeline:
             with self._error_lock:
                 alive[0] -= 1
                 last = alive[0] == 0
-            if last:  # the others may still be putting earlier results
-                inbox.close()
-                outbox.close()
-            try:
-                stage.stop()
-            except BaseException as exc:
-                self._fail(exc)
-            self._add_cpu(stats)
+            # only the last worker closes the rings: the others may still be putting
+            self._finish(stats, [inbox, outbox] if last else [], stage.stop)
 
     def _sink_loop(self, sink: Sink, inbox: Ring, stats: StageStats) -> None:
         try:
@@ -335,12 +324,7 @@ class Pipeline:
         except BaseException as exc:
             self._fail(exc)
         finally:
-            inbox.close()
-            try:
-                sink.close()
-            except BaseException as exc:
-                self._fail(exc)
-            self._add_cpu(stats)
+            self._finish(stats, [inbox], sink.close)
 
 
 class _Turnstile:
