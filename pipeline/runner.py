@@ -124,6 +124,7 @@ class Pipeline:
         self._stop_requested = True
         self._stop.set()
         for ring in self._discard_on_stop:
+            ring.close()  # first: a producer blocked in put() gives up instead of refilling it
             ring.clear()
 
     @property
@@ -223,8 +224,9 @@ class Pipeline:
         try:
             t = time.perf_counter()
             for frame in source.frames(self._stop):
-                stats.record(time.perf_counter() - t)
+                elapsed = time.perf_counter() - t
                 self._put(out, frame)
+                stats.record(elapsed)  # counted once it is in the ring
                 if self._stop.is_set():
                     break
                 t = time.perf_counter()

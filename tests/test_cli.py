@@ -185,6 +185,7 @@ def test_sigint_stops_cleanly(tmp_path) -> None:
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
+    print(f"SIGINT: exit {proc.returncode} after {elapsed:.2f} s, {len(jsonl(meta))} frames written")
     assert elapsed < 2.0, f"took {elapsed:.2f} s to stop"
     frames = jsonl(meta)  # every line parses: none cut in half
     assert 10 <= len(frames) < 221

@@ -68,6 +68,7 @@ def test_reconnects_within_3_s_of_the_server_coming_back(clip) -> None:
         back = time.monotonic()
         after = reader.wait_for_frames(back, 10, timeout=10)
         assert after, f"no frame after the server came back ({reader.source.health.describe()})"
+        print(f"reconnected {after[0] - back:.2f} s after the server came back")
         assert after[0] - back <= 3.0, f"reconnected {after[0] - back:.2f} s after the restart"
         assert reader.source.health.reconnects >= 1
         assert reader.error is None and reader.thread.is_alive()  # never exits on its own
@@ -90,10 +91,13 @@ def test_stalled_server_is_detected_and_frames_flow_after_it_resumes(clip) -> No
         while time.monotonic() - stopped < 8 and source.health.connected:
             time.sleep(0.05)
         detected = time.monotonic() - stopped
+        print(f"stall detected {detected:.2f} s after SIGSTOP")
         assert not source.health.connected and detected <= 5.0, f"stall seen after {detected:.1f} s"
         server.signal(signal.SIGCONT)
         resumed = time.monotonic()
-        assert len(reader.wait_for_frames(resumed, 10, timeout=20)) >= 10
+        flowing = reader.wait_for_frames(resumed, 10, timeout=20)
+        print(f"frames again {flowing[0] - resumed:.2f} s after SIGCONT" if flowing else "no frames")
+        assert len(flowing) >= 10
         assert reader.error is None
     finally:
         reader.close()
@@ -154,6 +158,7 @@ def test_bad_live_urls_fail_fast_with_one_line(clip, tmp_path, case) -> None:
             server.close()
         if http:
             http.shutdown()
+    print(f"{case}: exit {r.returncode} after {elapsed:.1f} s: {r.stderr.strip()}")
     assert r.returncode == 1 and elapsed < 10, (elapsed, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("maskstream: error:"), r.stderr
