@@ -133,7 +133,9 @@ class SemanticDecoder:
             if logits.shape[0] == 1:
                 ids = (logits[0] > 0).to(torch.uint8)
             else:
-                ids = logits.argmax(dim=0).to(torch.uint8)
+                # max(dim=0).indices, not argmax(dim=0): 14× faster on the CPU here
+                # (2.2 vs 31 ms for 2×360×640), same result for real-valued logits
+                ids = logits.max(dim=0).indices.to(torch.uint8)
             fy, fx = ids.shape[0] / in_h, ids.shape[1] / in_w  # heads may be downsampled
             ids = ids[int(y0 * fy):round(y1 * fy), int(x0 * fx):round(x1 * fx)]
             maps.append(ClassMap(head, np.ascontiguousarray(ids.cpu().numpy()), names))
