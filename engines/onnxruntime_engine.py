@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,6 @@ import numpy as np
 
 from engines.base import TensorInfo
 from pipeline.errors import BackendUnavailable, ModelError
-
-log = logging.getLogger(__name__)
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
            "tensor(int64)": "int64", "tensor(int32)": "int32"}

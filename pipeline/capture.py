@@ -10,7 +10,6 @@ frame's CPU at the engine-bound rate.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +24,6 @@ from pipeline.live import LiveParams, LiveSource
 from pipeline.stage import Source
 from pipeline.types import Frame
 from pipeline.uri import is_live, redact
-
-log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_BAD_PACKETS = 25  # corrupt packets skipped before a file is given up on

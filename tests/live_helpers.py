@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -93,6 +92,3 @@ class RtspServer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def python() -> str:
-    return sys.executable

@@ -90,3 +90,15 @@ def test_jsonl_records_in_design_format(tmp_path) -> None:
 def test_bad_outputs(uri, message) -> None:
     with pytest.raises(SinkError, match=message):
         open_sink(uri, Fraction(25))
+
+
+def test_to_supervision_round_trip() -> None:
+    m = np.ones((4, 6), bool)
+    det = Detections(
+        xyxy=np.array([[2, 3, 8, 7]], np.float32), scores=np.array([0.5], np.float32),
+        class_ids=np.array([1], np.int32), track_ids=np.array([4]),
+        mask_boxes=np.array([[2, 3, 8, 7]], np.int32), masks=(m,), class_names=("a", "b"))
+    sv_det = det.to_supervision(resolution_wh=(10, 9))
+    assert sv_det.tracker_id.tolist() == [4] and sv_det.class_id.tolist() == [1]
+    assert sv_det.mask.shape == (1, 9, 10) and sv_det.mask.sum() == 24
+    assert sv_det.mask[0, 3:7, 2:8].all()
