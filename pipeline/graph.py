@@ -111,19 +111,21 @@ def build_pipeline(cfg: Config) -> Built:
 
     q = cfg.runtime.queue_size
     fixed = None if cfg.runtime.overflow == "auto" else Overflow(cfg.runtime.overflow)
-    all_live = all(s.live for s in sources)
+
+    def policy(live: bool) -> Overflow:
+        return fixed or (Overflow.DROP_OLDEST if live else Overflow.BLOCK)
+
     # live: only the newest frame waits for the engine, so latency stays bounded; files:
     # a few frames of slack per ring and nothing is ever dropped
     ahead = 1 if any(s.live for s in sources) else q
-    shared = fixed or (Overflow.DROP_OLDEST if all_live else Overflow.BLOCK)
+    shared = policy(all(s.live for s in sources))
     p = Pipeline()
     if len(sources) == 1:
         captured = p.ring("captured", ahead, shared)
         p.source(sources[0], captured)
     else:  # each source its own ring, so a stalled camera never holds up the others
         wakeup = threading.Event()
-        rings = [p.ring(f"captured:{s.source_id}", 1 if s.live else q,
-                        fixed or (Overflow.DROP_OLDEST if s.live else Overflow.BLOCK), wakeup)
+        rings = [p.ring(f"captured:{s.source_id}", 1 if s.live else q, policy(s.live), wakeup)
                  for s in sources]
         for s, r in zip(sources, rings, strict=True):
             p.source(s, r)

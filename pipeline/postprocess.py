@@ -23,8 +23,7 @@ class Postprocess(Stage):
         self.frame_rates = frame_rates
         self.trackers: dict[str, Tracker] = {}
         if spec.task is Task.INSTANCE:
-            self._tracker("")  # import the tracker package now, not on the first frame
-            self.trackers.clear()
+            import trackers  # noqa: F401 - imported now, not on the first frame
             self._instances = YoloSegDecoder(spec, decode)
         else:
             self._semantic = SemanticDecoder(spec)
