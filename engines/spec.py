@@ -64,12 +64,13 @@ class ModelSpec:
     num_masks: int = 0
     # semantic models: head name → class names
     heads: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    batch: int | None = 1  # the input's fixed batch size; None when it is dynamic
 
     def describe(self) -> str:
         lines = [
             f"model:   {self.path}",
             f"task:    {self.task.value} ({self.layout.value} layout)",
-            f"input:   {self.input_name} 1x3x{self.input_wh[1]}x{self.input_wh[0]} "
+            f"input:   {self.input_name} {self.batch or 'N'}x3x{self.input_wh[1]}x{self.input_wh[0]} "
             f"({'RGB' if self.rgb else 'BGR'}, mean {list(self.mean)}, std {list(self.std)}, "
             f"{self.resize.value})",
         ]
@@ -150,7 +151,7 @@ def read_spec(engine: Engine, path: str | Path) -> ModelSpec:
     std = tuple(float(x) for x in side.get("std", (255.0, 255.0, 255.0)))
     common: dict[str, Any] = dict(
         path=str(path), input_name=inp.name, input_wh=(w, h), rgb=bool(side.get("rgb", True)),
-        mean=mean, std=std,
+        mean=mean, std=std, batch=_static_int(inp.shape[0]),
     )
     outs = engine.outputs
     three_d = [o for o in outs if len(o.shape) == 3]

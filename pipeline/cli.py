@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                      "onnxruntime-gpu is installed, else CPU)")
     run.add_argument("--workers", type=int, help="engine instances side by side "
                      "(default: one per core on CPU)")
+    run.add_argument("--batch", type=int, help="frames per engine call, across sources "
+                     "(default 1; > 1 needs a dynamic-batch model, see tools/dynamic_batch.py)")
+    run.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus "
+                     "metrics on 127.0.0.1:PORT/metrics while running")
     run.add_argument("--tracker", choices=["bytetrack", "ocsort", "botsort", "sort", "none"],
                      help="multi-object tracker (default bytetrack)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,7 +70,9 @@ def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     if args.sources:
         cfg = dataclasses.replace(cfg, sources=tuple(args.sources))
-    cfg = override(cfg, "model", path=args.model, device=args.device, workers=args.workers)
+    cfg = override(cfg, "model", path=args.model, device=args.device, workers=args.workers,
+                   batch=args.batch)
+    cfg = override(cfg, "metrics", port=args.metrics_port)
     cfg = override(cfg, "decode", conf=args.conf, iou=args.iou)
     cfg = override(cfg, "track", kind=TrackerKind(args.tracker) if args.tracker else None)
     cfg = override(cfg, "output", video=args.output, jsonl=args.jsonl)
@@ -107,6 +113,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(built.progress.items - bar.n)
 
+    if cfg.metrics.port:
+        print(f"maskstream: metrics at http://{cfg.metrics.host}:{cfg.metrics.port}/metrics",
+              file=sys.stderr)
     _install_signal_handlers(built.pipeline.stop)
     try:
         report = built.pipeline.run(on_tick=tick)

@@ -37,6 +37,21 @@ class ModelConfig:
     device: str = "auto"  # auto (CUDA where available, else CPU) | cpu | cuda | cuda:N
     workers: int = 0  # engine instances run side by side; 0 → one per core on CPU, 1 on GPU
     threads: int = 1  # intra-op threads per instance
+    # frames per engine call, taken across sources; > 1 needs a model with a dynamic batch
+    # (tools/dynamic_batch.py). It pays on GPUs with several cameras; on CPUs the worker pool
+    # already keeps the cores busy.
+    batch: int = 1
+    batch_timeout_ms: float = 10.0  # longest a frame waits for a batch to fill
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"model.workers: expected an int >= 0, got {self.workers}")
+        if self.threads < 1:
+            raise ConfigError(f"model.threads: expected an int >= 1, got {self.threads}")
+        if self.batch < 1:
+            raise ConfigError(f"model.batch: expected an int >= 1, got {self.batch}")
+        if self.batch_timeout_ms < 0:
+            raise ConfigError(f"model.batch_timeout_ms: expected >= 0, got {self.batch_timeout_ms}")
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,16 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    port: int = 0  # Prometheus /metrics on this port while running; 0 → off
+    host: str = "127.0.0.1"  # 0.0.0.0 to let other machines scrape it
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"metrics.port: expected 0..65535, got {self.port}")
+
+
+@dataclass(frozen=True)
 class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     sources: tuple[str, ...] = ()  # several sources: "uri" or "name=uri"; overrides source.uri
@@ -71,6 +96,7 @@ class Config:
     render: RenderParams = field(default_factory=RenderParams)
     output: OutputConfig = field(default_factory=OutputConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def _type_name(tp: Any) -> str:

@@ -18,6 +18,7 @@ from pipeline.infer import Infer
 from pipeline.metrics import StageStats
 from pipeline.postprocess import Postprocess
 from pipeline.preprocess import Preprocess
+from pipeline.prometheus import MetricsServer
 from pipeline.render import Render
 from pipeline.ring import Overflow
 from pipeline.runner import Pipeline
@@ -106,6 +107,11 @@ def build_pipeline(cfg: Config) -> Built:
     spec = read_spec(engines[0], cfg.model.path)
     engines += [open_engine(cfg.model.path, device, cfg.model.threads)
                 for _ in range(workers - 1)]
+    batch = cfg.model.batch
+    if batch > 1 and spec.batch is not None:
+        raise ConfigError(f"model.batch {batch}: {os.path.basename(cfg.model.path)} has a fixed "
+                          f"batch of {spec.batch}; make a dynamic-batch copy with "
+                          "tools/dynamic_batch.py, or set batch 1")
     sinks = [open_sink(u, by_id[sid].rate if sid else sources[0].rate, cfg.output.codec)
              for u, sid in outputs]
 
@@ -132,12 +138,13 @@ def build_pipeline(cfg: Config) -> Built:
         captured = p.ring("captured", ahead)
         p.merge(rings, captured, wakeup)
 
-    prepared = p.ring("prepared", ahead, shared)
+    prepared = p.ring("prepared", max(ahead, batch), shared)  # room for a full batch
     p.stage(Preprocess(spec), captured, [prepared])
     p.discard_on_stop(captured, prepared)  # Ctrl-C: what the engine has not started is dropped
 
     inferred = p.ring("inferred", q)
-    p.pool([Infer(e, spec) for e in engines], prepared, inferred)
+    p.pool([Infer(e, spec) for e in engines], prepared, inferred, batch,
+           cfg.model.batch_timeout_ms / 1000)
 
     # each sink has its own ring, so a slow sink never stalls the others
     sink_rings = [p.ring(s.name, q, Overflow.DROP_OLDEST if is_network(u) else Overflow.BLOCK)
@@ -157,4 +164,6 @@ def build_pipeline(cfg: Config) -> Built:
 
     for sink, ring in zip(sinks, sink_rings, strict=True):
         p.sink(sink, ring)
+    if cfg.metrics.port:
+        p.service(MetricsServer(p, cfg.metrics.port, cfg.metrics.host))
     return Built(p, spec, sources, sinks, last)

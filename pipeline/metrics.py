@@ -43,6 +43,18 @@ class LatencyHistogram:
         # upper edge of the bucket, so a p99 never under-reports
         return _MIN_S * _RATIO ** b
 
+    def cumulative(self, bounds: list[float]) -> list[int]:
+        """How many durations fall at or below each bound (a bucket counts under the first
+        bound its upper edge does not exceed), for Prometheus-style histograms."""
+        edges = _MIN_S * _RATIO ** np.arange(_N_BUCKETS)
+        with self._lock:
+            running = np.cumsum(self._counts)
+        out = []
+        for bound in bounds:
+            k = int(np.searchsorted(edges, bound * (1 + 1e-9), side="right")) - 1
+            out.append(int(running[k]) if k >= 0 else 0)
+        return out
+
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else math.nan
@@ -55,6 +67,11 @@ class StageStats:
     name: str
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     cpu_s: float = 0.0  # CPU time of the stage's thread(s), added when they finish
+    batches: int = 0  # calls, where a stage takes several items per call
+
+    @property
+    def mean_batch(self) -> float:
+        return self.items / self.batches if self.batches else math.nan
 
     @property
     def cpu_ms_per_item(self) -> float:

@@ -24,6 +24,8 @@ def format_report(report: RunReport) -> str:
         lines.append(f"{s.name:<22}{s.items:>7}{_ms(h.percentile(50)):>9}"
                      f"{_ms(h.percentile(99)):>9}{_ms(h.mean):>9}"
                      f"{_ms(s.cpu_ms_per_item / 1000):>9}")
+    lines += [f"{s.name}: {s.batches} engine calls, {s.mean_batch:.2f} frames each"
+              for s in report.stages if s.batches and s.mean_batch > 1]
     for src in report.sources:
         health = getattr(src, "health", None)
         if health is not None:

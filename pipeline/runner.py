@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from pipeline.metrics import LatencyHistogram, StageStats
 from pipeline.ring import Closed, Overflow, Ring, RingTimeout
@@ -67,6 +68,7 @@ class Pipeline:
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self._ran = False
+        self._services: list[Service] = []
 
     # -- wiring ----------------------------------------------------------------------
 
@@ -95,26 +97,43 @@ class Pipeline:
         their listener. ``outbox`` closes when every inbox has closed and drained."""
         self._spawn("merge", self._merge_loop, list(inboxes), outbox, wakeup)
 
-    def pool(self, stages: Sequence[Stage], inbox: Ring, outbox: Ring) -> None:
+    def pool(self, stages: Sequence[Stage], inbox: Ring, outbox: Ring, batch: int = 1,
+             batch_timeout_s: float = 0.0) -> None:
         """Run identical ``stages`` side by side; results leave in input order.
 
         The workers share ``inbox``; each item's delivery number is its turn, and a
-        worker puts its result only on its turn, so order holds with no extra thread and
-        no reorder buffer (at most one item per worker is ever in flight).
+        worker puts its results only on their turn, so order holds with no extra thread
+        and no reorder buffer. With ``batch`` > 1 a worker takes up to ``batch`` items for
+        one ``process_batch`` call, waiting at most ``batch_timeout_s`` after the first
+        for the rest: a lone camera's frame is never held longer than that.
         """
-        if len(stages) == 1:
+        if len(stages) == 1 and batch == 1:
             self.stage(stages[0], inbox, [outbox])
             return
         turn = _Turnstile()
         stats = self._new_stats(stages[0].name)
         alive = [len(stages)]
         for k, s in enumerate(stages):
-            self._spawn(f"{s.name}[{k}]", self._pool_loop, s, inbox, outbox, turn, stats, alive)
+            self._spawn(f"{s.name}[{k}]", self._pool_loop, s, inbox, outbox, turn, stats, alive,
+                        batch, batch_timeout_s)
 
     def sink(self, sink: Sink, inbox: Ring) -> None:
         stats = self._new_stats(sink.name)
         self._sinks.append((sink, stats))
         self._spawn(sink.name, self._sink_loop, sink, inbox, stats)
+
+    def service(self, service: Service) -> None:
+        """Something that runs alongside the workers (a metrics endpoint): started before
+        them, closed after the last one has finished, inside :meth:`run`."""
+        self._services.append(service)
+
+    @property
+    def rings(self) -> list[Ring]:
+        return list(self._rings)
+
+    @property
+    def sources(self) -> list[Source]:
+        return [s for s, _ in self._sources]
 
     # -- control ---------------------------------------------------------------------
 
@@ -141,6 +160,15 @@ class Pipeline:
         if self._ran:
             raise RuntimeError("a Pipeline runs once; build a new one")
         self._ran = True
+        started: list[Service] = []
+        try:
+            for service in self._services:
+                service.start()
+                started.append(service)
+        except BaseException:
+            for service in reversed(started):
+                service.close()
+            raise
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(previous_interval, SWITCH_INTERVAL_S))
         t0 = time.perf_counter()
@@ -159,6 +187,8 @@ class Pipeline:
                 while t.is_alive():
                     t.join(POLL_S)
             sys.setswitchinterval(previous_interval)
+            for service in reversed(started):
+                service.close()
         wall = time.perf_counter() - t0
         if self._error is not None:
             raise self._error
@@ -171,7 +201,7 @@ class Pipeline:
             end_to_end=self.end_to_end,
             rings=self._rings,
             stopped_early=self._stop_requested,
-            sources=[s for s, _ in self._sources],
+            sources=self.sources,
         )
 
     # -- workers ---------------------------------------------------------------------
@@ -293,20 +323,36 @@ class Pipeline:
                 r.close()
             outbox.close()
 
+    def _take_batch(self, inbox: Ring, batch: int, timeout_s: float) -> list[tuple[int, Frame]]:
+        """One item (waiting as long as it takes), then up to ``batch`` - 1 more that arrive
+        within ``timeout_s`` of the first. :class:`Closed` only when nothing was taken."""
+        items = [self._get_numbered(inbox)]
+        deadline = time.perf_counter() + timeout_s
+        while len(items) < batch:
+            left = deadline - time.perf_counter()
+            try:
+                items.append(inbox.get_numbered(timeout=max(left, 0.0)))
+            except (RingTimeout, Closed):  # Closed: the next take raises it
+                break
+        return items
+
     def _pool_loop(self, stage: Stage, inbox: Ring, outbox: Ring, turn: _Turnstile,
-                   stats: StageStats, alive: list[int]) -> None:
+                   stats: StageStats, alive: list[int], batch: int, timeout_s: float) -> None:
         try:
             stage.start()
             while True:
-                number, frame = self._get_numbered(inbox)
+                items = self._take_batch(inbox, batch, timeout_s)
                 t = time.perf_counter()
-                result = stage.process(frame)
-                stats.record(time.perf_counter() - t)
-                turn.wait_for(number)
-                try:
-                    self._put(outbox, result)
-                finally:
-                    turn.advance()
+                results = stage.process_batch([frame for _, frame in items])
+                elapsed = time.perf_counter() - t
+                stats.batches += 1
+                for (number, _), result in zip(items, results, strict=True):
+                    stats.record(elapsed)
+                    turn.wait_for(number)
+                    try:
+                        self._put(outbox, result)
+                    finally:
+                        turn.advance()
         except Closed:
             pass
         except BaseException as exc:
@@ -335,6 +381,12 @@ class Pipeline:
             self._fail(exc)
         finally:
             self._finish(stats, [inbox], sink.close)
+
+
+class Service(Protocol):
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _Turnstile:

@@ -25,6 +25,11 @@ class Stage:
     def process(self, frame: Frame) -> Frame:
         raise NotImplementedError
 
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        """Several frames at once (the runner batches when asked to); one result each, in
+        order. Stages that gain from batching (inference) override this."""
+        return [self.process(f) for f in frames]
+
     def stop(self) -> None:
         """Called once in the worker thread after the last ``process`` (also on error)."""
 

@@ -105,23 +105,34 @@ def test_stalled_server_is_detected_and_frames_flow_after_it_resumes(clip) -> No
 
 
 @needs_rtsp_server
-def test_password_never_reaches_logs_summary_or_jsonl(clip, tmp_path) -> None:
+def test_password_never_reaches_logs_summary_metrics_or_jsonl(clip, tmp_path) -> None:
+    """Also: the Prometheus endpoint reports the camera's health while it runs."""
+    import urllib.request
+
     model = fixed_yolo_model(tmp_path / "m.onnx")
+    port = free_port()
     with RtspServer(clip) as server:
         url = server.url.replace("rtsp://", "rtsp://admin:hunter2@")
         meta = tmp_path / "o.jsonl"
-        proc = start_cli("--debug", "run", url, "-m", str(model), "-j", str(meta), "--workers", "1")
+        proc = start_cli("--debug", "run", f"door={url}", "-m", str(model), "-j", str(meta),
+                         "--workers", "1", "--metrics-port", str(port))
         try:
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and (not meta.exists() or not meta.read_text()):
+            while time.monotonic() < deadline and (not meta.exists() or len(meta.read_text()) < 2000):
                 time.sleep(0.1)
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=15)
         finally:
             proc.kill()
     assert proc.returncode == 0, err
     assert "admin:***@" in out
-    for text in (out, err, meta.read_text()):
+    assert 'maskstream_source_connected{source="door"} 1.0' in metrics
+    frames = next(line for line in metrics.splitlines()
+                  if line.startswith('maskstream_source_frames_total{source="door"}'))
+    assert float(frames.split()[-1]) >= 1
+    assert 'maskstream_source_last_frame_age_seconds{source="door"}' in metrics
+    for text in (out, err, meta.read_text(), metrics):
         assert "hunter2" not in text
 
 

@@ -64,14 +64,27 @@ class Collect(Sink):
         self.closed = True
 
 
-def build(n: int, workers: int, fail_at: int = -1, delay: float = 0.0, sink_delay: float = 0.0):
+class BatchJitter(Jitter):
+    """Jitter that also notes the size of every batch it was handed."""
+
+    def __init__(self, k: int, fail_at: int = -1) -> None:
+        super().__init__(k, fail_at)
+        self.sizes: list[int] = []
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        self.sizes.append(len(frames))
+        return [self.process(f) for f in frames]
+
+
+def build(n: int, workers: int, fail_at: int = -1, delay: float = 0.0, sink_delay: float = 0.0,
+          batch: int = 1, batch_timeout_s: float = 0.0):
     p = Pipeline()
     src = Counter(n, delay)
-    a = p.ring("a", 2)
+    a = p.ring("a", max(2, batch))
     p.source(src, a)
     b = p.ring("b", 2)
-    stages = [Jitter(k, fail_at) for k in range(workers)]
-    p.pool(stages, a, b)
+    stages = [BatchJitter(k, fail_at) for k in range(workers)]
+    p.pool(stages, a, b, batch, batch_timeout_s)
     sinks = [Collect(sink_delay), Collect()]
     rings = [p.ring("s0", 2), p.ring("s1", 2)]
     p.stage(Jitter(99), b, rings)
@@ -91,6 +104,30 @@ def test_pool_keeps_frame_order_and_loses_nothing(workers: int) -> None:
     assert src.closed and all(s.closed for s in sinks)
     assert all(s.started and s.stopped for s in stages)
     assert threading.active_count() == before  # no thread outlives run()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_batched_pool_keeps_order_and_fills_batches(workers: int) -> None:
+    before = threading.active_count()
+    p, _src, stages, sinks = build(300, workers, batch=4, batch_timeout_s=0.05)
+    report = p.run()
+    assert [s.seqs for s in sinks] == [list(range(300))] * 2
+    sizes = [n for s in stages for n in s.sizes]
+    assert sum(sizes) == 300 and max(sizes) == 4
+    assert sizes.count(4) >= 0.5 * len(sizes)  # a file source keeps the batches full
+    infer = next(s for s in report.stages if s.batches)
+    assert infer.items == 300 and infer.batches == len(sizes)
+    assert threading.active_count() == before
+
+
+def test_batch_timeout_bounds_the_wait_for_a_slow_source() -> None:
+    """A source slower than the timeout: every batch leaves with one frame, none waits long."""
+    p, _src, stages, sinks = build(12, 1, delay=0.06, batch=8, batch_timeout_s=0.01)
+    t0 = time.perf_counter()
+    p.run()
+    assert sinks[0].seqs == list(range(12))
+    assert stages[0].sizes == [1] * 12
+    assert time.perf_counter() - t0 < 12 * 0.06 + 1.0
 
 
 @pytest.mark.parametrize("workers", [1, 2])
