@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.errors import SourceError, TruncatedSource
 from pipeline.live import LiveParams, LiveSource
+from pipeline.pixels import frame_to_bgr
 from pipeline.stage import Source
 from pipeline.types import Frame
 from pipeline.uri import is_live, redact
@@ -90,7 +91,7 @@ class VideoFileSource(Source):
                     break
                 continue
             for vf in decoded:
-                image = _rotate(vf.to_ndarray(format="bgr24"), int(vf.rotation or 0))
+                image = _rotate(frame_to_bgr(vf), int(vf.rotation or 0))
                 pts = float(vf.time) if vf.time is not None else seq / self.fps
                 yield Frame(self.source_id, seq, pts, time.monotonic_ns(), image)
                 seq += 1

@@ -24,6 +24,7 @@ from fractions import Fraction
 import numpy as np
 
 from pipeline.errors import BackendUnavailable, ConfigError, SourceError
+from pipeline.pixels import frame_to_bgr
 from pipeline.stage import Source
 from pipeline.types import Frame
 from pipeline.uri import redact, scrub
@@ -107,7 +108,7 @@ def _ffmpeg_reader(url: str, p: LiveParams,
     def frames() -> Iterator[np.ndarray]:
         try:
             for vf in container.decode(stream):
-                yield vf.to_ndarray(format="bgr24")
+                yield frame_to_bgr(vf)
         finally:
             container.close()
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import SinkError
+from pipeline.pixels import bgr_to_frame
 from pipeline.stage import Sink
 from pipeline.types import Frame
 from pipeline.uri import redact, scrub
@@ -88,7 +89,6 @@ class VideoSink(Sink):
         self._size = (w, h)
 
     def write(self, frame: Frame) -> None:
-        import av
 
         image = frame.rendered if frame.rendered is not None else frame.image
         h, w = image.shape[:2]
@@ -105,7 +105,7 @@ class VideoSink(Sink):
             self._t0 = frame.pts
         pts = max(self._last_pts + 1, round((frame.pts - self._t0) * self.rate))
         self._last_pts = pts
-        vf = av.VideoFrame.from_ndarray(image, format="bgr24")
+        vf = bgr_to_frame(image)
         vf.pts = pts
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
