@@ -43,4 +43,5 @@ def bgr_to_frame(image: np.ndarray) -> Any:
     h, w = image.shape[:2]
     if h % 2 or w % 2:
         return av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
-    return av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+    yuv: Any = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)  # uint8, (H*3/2, W)
+    return av.VideoFrame.from_ndarray(yuv, format="yuv420p")

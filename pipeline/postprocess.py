@@ -31,7 +31,8 @@ class Postprocess(Stage):
     def _tracker(self, source_id: str) -> Tracker:
         tracker = self.trackers.get(source_id)
         if tracker is None:
-            tracker = Tracker(self.track_params, self.frame_rates.get(source_id, 30.0))
+            tracker = Tracker(self.track_params, self.frame_rates.get(source_id, 30.0),
+                              self.spec.class_names)
             self.trackers[source_id] = tracker
         return tracker
 
