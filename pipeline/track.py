@@ -130,7 +130,7 @@ class Tracker:
     def update(self, det: Detections, timestamp: float | None = None,
                image: np.ndarray | None = None) -> Detections:
         """Assign track ids. ``timestamp`` (seconds) lets the motion model follow VFR;
-        ``image`` is used only by BoT-SORT's camera-motion compensation."""
+        ``image`` feeds BoT-SORT's camera-motion compensation and re-identification."""
         if self._impl is None:
             return det
         self._frames += 1
