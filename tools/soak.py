@@ -3,6 +3,7 @@
 
     python tools/soak.py --url rtsp://127.0.0.1:8554/cam --model m.onnx [--minutes 10]
     python tools/soak.py --serve clip.mp4 --model m.onnx      # starts tools/rtsp_server.py
+    python tools/soak.py ... --metrics-port 9108                # also scrape /metrics each sample
 
 Samples the process's resident memory (VmRSS) and thread count every ``--every`` seconds
 and reports growth after the warm-up (the first ``--warmup`` seconds). Not part of CI.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import Config, ModelConfig, OutputConfig, SourceConfig
+from pipeline.config import Config, MetricsConfig, ModelConfig, OutputConfig, SourceConfig
 from pipeline.graph import build_pipeline
 
 
@@ -31,6 +32,19 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The live source's health as the Prometheus endpoint reports it."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    wanted = ("maskstream_source_connected", "maskstream_source_reconnects_total",
+              "maskstream_source_last_frame_age_seconds")
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name in wanted}
 
 
 def main() -> int:
@@ -43,6 +57,8 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=60.0, help="seconds before the baseline")
     ap.add_argument("--every", type=float, default=10.0)
     ap.add_argument("--json", type=Path, help="also write the samples here")
+    ap.add_argument("--metrics-port", type=int, default=0,
+                    help="serve Prometheus metrics on this port and scrape them every sample")
     args = ap.parse_args()
 
     server = None
@@ -58,7 +74,8 @@ def main() -> int:
         url = f"rtsp://127.0.0.1:{port}/cam"
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config(source=SourceConfig(uri=url), model=ModelConfig(path=args.model),
-                     output=OutputConfig(video=f"{tmp}/soak.mp4", jsonl=f"{tmp}/soak.jsonl"))
+                     output=OutputConfig(video=f"{tmp}/soak.mp4", jsonl=f"{tmp}/soak.jsonl"),
+                     metrics=MetricsConfig(port=args.metrics_port))
         built = build_pipeline(cfg)
         runner = threading.Thread(target=built.pipeline.run, name="soak-run")
         t0 = time.monotonic()
@@ -70,6 +87,8 @@ def main() -> int:
                 s = {"t": round(time.monotonic() - t0, 1), "rss_mb": round(rss_mb(), 1),
                      "threads": threading.active_count(), "frames": built.progress.items,
                      "health": built.sources[0].health.describe() if hasattr(built.sources[0], "health") else ""}
+                if args.metrics_port:
+                    s["metrics"] = scrape(args.metrics_port)
                 samples.append(s)
                 print(json.dumps(s), flush=True)
         finally:
