@@ -165,9 +165,13 @@ class Pipeline:
             for service in self._services:
                 service.start()
                 started.append(service)
-        except BaseException:
+        except BaseException:  # nothing ran: release what building opened
             for service in reversed(started):
                 service.close()
+            for source, _ in self._sources:
+                source.close()
+            for sink, _ in self._sinks:
+                sink.close()
             raise
         previous_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(previous_interval, SWITCH_INTERVAL_S))
