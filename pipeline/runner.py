@@ -411,9 +411,11 @@ class _Reorder:
         """Hand over result ``number``; ``put`` is called for each result in order.
         :class:`Closed` if the pool is aborting or ``put`` raised it."""
         with self._cond:
-            while number - self._next >= self._limit:
+            while True:
                 if self._closed:
                     raise Closed("worker pool stopped")
+                if number - self._next < self._limit:
+                    break
                 self._cond.wait(POLL_S)
             self._pending[number] = item
             if self._flushing:
@@ -422,8 +424,10 @@ class _Reorder:
         try:
             while True:
                 with self._cond:
+                    if self._closed:
+                        raise Closed("worker pool stopped")
                     ready = self._pending.pop(self._next, None)
-                    if ready is None or self._closed:
+                    if ready is None:
                         self._flushing = False
                         self._cond.notify_all()
                         return
@@ -432,7 +436,7 @@ class _Reorder:
                     self._next += 1
                     self._cond.notify_all()
         except BaseException:
-            with self._cond:
+            with self._cond:  # e.g. the consumer is gone: every worker stops
                 self._flushing = False
                 self._closed = True
                 self._cond.notify_all()

@@ -131,6 +131,21 @@ def test_pool_workers_do_not_wait_for_their_turn() -> None:
     assert time.perf_counter() - t0 < 0.75
 
 
+def test_a_failing_consumer_stops_the_pool_workers() -> None:
+    before = threading.active_count()
+    p = Pipeline()
+    a, b, c = p.ring("a", 2), p.ring("b", 2), p.ring("c", 2)
+    p.source(Counter(2000), a)
+    stages = [BatchJitter(k) for k in range(2)]
+    p.pool(stages, a, b)
+    p.stage(Jitter(99, fail_at=37), b, [c])
+    p.sink(Collect(), c)
+    with pytest.raises(ZeroDivisionError, match="boom at 37"):
+        p.run()
+    assert sum(sum(s.sizes) for s in stages) < 100  # nowhere near the 2000 frames
+    assert threading.active_count() == before
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_batched_pool_keeps_order_and_fills_batches(workers: int) -> None:
     before = threading.active_count()
