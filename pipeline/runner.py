@@ -113,11 +113,11 @@ class Pipeline:
         if len(stages) == 1 and batch == 1:
             self.stage(stages[0], inbox, [outbox])
             return
-        turn = _Reorder(limit=2 * len(stages))
+        order = _Reorder(limit=2 * len(stages))
         stats = self._new_stats(stages[0].name)
         alive = [len(stages)]
         for k, s in enumerate(stages):
-            self._spawn(f"{s.name}[{k}]", self._pool_loop, s, inbox, outbox, turn, stats, alive,
+            self._spawn(f"{s.name}[{k}]", self._pool_loop, s, inbox, outbox, order, stats, alive,
                         batch, batch_timeout_s)
 
     def sink(self, sink: Sink, inbox: Ring) -> None:
@@ -343,7 +343,7 @@ class Pipeline:
                 break
         return items
 
-    def _pool_loop(self, stage: Stage, inbox: Ring, outbox: Ring, turn: _Reorder,
+    def _pool_loop(self, stage: Stage, inbox: Ring, outbox: Ring, order: _Reorder,
                    stats: StageStats, alive: list[int], batch: int, timeout_s: float) -> None:
         try:
             stage.start()
@@ -355,14 +355,14 @@ class Pipeline:
                 stats.batches += 1
                 for (number, _), result in zip(items, results, strict=True):
                     stats.record(elapsed)
-                    turn.deliver(number, result, lambda item: self._put(outbox, item))
+                    order.deliver(number, result, lambda item: self._put(outbox, item))
         except Closed:
             pass
         except BaseException as exc:
             self._fail(exc)
             inbox.close()
             outbox.close()
-            turn.close()
+            order.close()
         finally:
             with self._error_lock:
                 alive[0] -= 1
