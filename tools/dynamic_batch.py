@@ -11,8 +11,8 @@ with ONNX Runtime: a batch of 3 different inputs must give what 3 single runs gi
 
 Models with dynamic quantization (``DynamicQuantizeLinear``) fail that check on purpose:
 they compute one quantization range over the whole batch, so a frame's result would depend
-on the other frames in its batch. Export such models with a dynamic batch instead, or
-quantize statically. Needs ``onnx`` (``pip install onnx``).
+on the other frames in its batch, however the model was exported. Quantize statically
+(Q/DQ with calibrated ranges) to batch them. Needs ``onnx`` (``pip install onnx``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ CHECK_BATCH = 3
 
 
 def _shape_const(model, name: str):
-    """(array, setter) for a Reshape shape given as an initializer or Constant node."""
+    """The value of a Reshape shape given as an initializer or a Constant node; None
+    when it is computed at run time."""
     from onnx import numpy_helper
 
     for init in model.graph.initializer:
