@@ -345,6 +345,9 @@ class Pipeline:
 
     def _pool_loop(self, stage: Stage, inbox: Ring, outbox: Ring, order: _Reorder,
                    stats: StageStats, alive: list[int], batch: int, timeout_s: float) -> None:
+        def put(item: Frame) -> None:
+            self._put(outbox, item)
+
         try:
             stage.start()
             while True:
@@ -355,7 +358,7 @@ class Pipeline:
                 stats.batches += 1
                 for (number, _), result in zip(items, results, strict=True):
                     stats.record(elapsed)
-                    order.deliver(number, result, lambda item: self._put(outbox, item))
+                    order.deliver(number, result, put)
         except Closed:
             pass
         except BaseException as exc:

@@ -89,11 +89,10 @@ class Tracker:
         self.frame_rate = frame_rate if frame_rate > 0 else 30.0
         self._group_of = _class_groups(params.class_groups, class_names)
         n = int(self._group_of.max()) + 1 if len(self._group_of) else 1
-        self._impls = [self._make() for _ in range(n)]
-        self._impl = self._impls[0]
+        self._impls = [self._make() for _ in range(n)]  # all None for kind "none"
         self._frames = 0
         self._reid = None
-        if params.reid and self._impl is not None:
+        if params.reid and params.kind is not TrackerKind.NONE:
             from pipeline.reid import Reidentifier
 
             self._reid = Reidentifier(params.reid_window, params.reid_min_similarity,
@@ -104,34 +103,33 @@ class Tracker:
         import trackers
 
         p = self.params
-        common = dict(lost_track_buffer=p.lost_track_buffer, frame_rate=self.frame_rate,
-                      minimum_consecutive_frames=p.minimum_consecutive_frames)
+        if p.kind is TrackerKind.NONE:
+            return None
         metric = {Similarity.IOU: trackers.IoU, Similarity.GIOU: trackers.GIoU,
                   Similarity.DIOU: trackers.DIoU, Similarity.CIOU: trackers.CIoU,
-                  Similarity.BIOU: trackers.BIoU}[p.similarity]()
-        common["iou"] = metric
-        iou = dict(minimum_iou_threshold=p.minimum_iou_threshold)
+                  Similarity.BIOU: trackers.BIoU}[p.similarity]
+        common = dict(lost_track_buffer=p.lost_track_buffer, frame_rate=self.frame_rate,
+                      minimum_consecutive_frames=p.minimum_consecutive_frames, iou=metric())
+        threshold = dict(minimum_iou_threshold=p.minimum_iou_threshold)
         if p.kind is TrackerKind.BYTETRACK:
             return trackers.ByteTrackTracker(
                 track_activation_threshold=p.track_activation_threshold,
-                high_conf_det_threshold=p.high_conf_det_threshold, **common, **iou)
+                high_conf_det_threshold=p.high_conf_det_threshold, **common, **threshold)
         if p.kind is TrackerKind.OCSORT:
             return trackers.OCSORTTracker(high_conf_det_threshold=p.high_conf_det_threshold,
-                                          **common, **iou)
+                                          **common, **threshold)
         if p.kind is TrackerKind.BOTSORT:
             return trackers.BoTSORTTracker(
                 track_activation_threshold=p.track_activation_threshold,
                 high_conf_det_threshold=p.high_conf_det_threshold, **common)
-        if p.kind is TrackerKind.SORT:
-            return trackers.SORTTracker(
-                track_activation_threshold=p.track_activation_threshold, **common, **iou)
-        return None
+        return trackers.SORTTracker(  # SORT
+            track_activation_threshold=p.track_activation_threshold, **common, **threshold)
 
     def update(self, det: Detections, timestamp: float | None = None,
                image: np.ndarray | None = None) -> Detections:
         """Assign track ids. ``timestamp`` (seconds) lets the motion model follow VFR;
         ``image`` feeds BoT-SORT's camera-motion compensation and re-identification."""
-        if self._impl is None:
+        if self.params.kind is TrackerKind.NONE:
             return det
         self._frames += 1
         frame = image if self.params.kind is TrackerKind.BOTSORT else None
