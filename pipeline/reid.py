@@ -4,7 +4,14 @@ Box trackers lose an object that is hidden or missed for a few frames and, when 
 back, often start a new track: one ID switch. Here every track keeps a colour signature
 (an HSV histogram of the pixels under its mask, averaged over time). When the tracker
 starts a new track, it takes the id of a track lost less than ``window`` seconds ago if
-that track is of the same class group, was last seen nearby and looks the same.
+that track is of the same class group, was last seen nearby (where its last motion would
+have taken it) and looks the same; the best by similarity plus box overlap.
+
+Two shorter repairs, for a track that vanished a moment ago (``BRIDGE_S``) and whose
+predicted box a detection covers and looks like: a detection the tracker left untracked
+(it is still confirming a restarted track) gets that id at once, and a detection that a
+different tracker track has jumped onto (it looks nothing like that track) is given back
+to the vanished one for this frame.
 
 Output ids are our own, dense and unique; the tracker's ids are mapped onto them. Memory
 is bounded: tracks and mappings older than the horizon are forgotten.
@@ -23,6 +30,13 @@ from pipeline.types import Detections
 # (lighting changes it)
 BINS = (16, 4, 2)
 EMA = 0.2  # weight of the newest frame in a track's signature
+# an untracked detection continues a track lost at most BRIDGE_S seconds ago if it covers
+# the track's predicted box by at least BRIDGE_IOU and looks the same
+BRIDGE_S = 0.2
+BRIDGE_IOU = 0.5
+# a continuing track whose detection matches its own signature less than this has jumped
+# onto another object if that object is a track that just vanished (see _unhijack)
+HIJACK_SIM = 0.7
 
 
 @dataclass
@@ -32,6 +46,13 @@ class _Track:
     last_t: float
     group: int
     tracker_id: int
+    velocity: np.ndarray | None = None  # box corners, pixels per second
+
+    def predicted(self, t: float) -> np.ndarray:
+        """Where the box would be at ``t`` had it kept moving as it did."""
+        if self.velocity is None:
+            return self.box
+        return self.box + self.velocity * (t - self.last_t)
 
 
 def signature(image: np.ndarray, box: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -64,8 +85,12 @@ class Reidentifier:
     """Maps a tracker's ids to stable output ids, reviving lost tracks by appearance."""
 
     def __init__(self, window_s: float, min_similarity: float, max_distance: float,
-                 horizon_s: float) -> None:
+                 horizon_s: float, bridge_s: float = BRIDGE_S,
+                 bridge_iou: float = BRIDGE_IOU, hijack_sim: float = HIJACK_SIM) -> None:
         self.window_s = window_s
+        self.hijack_sim = hijack_sim
+        self.bridge_s = bridge_s
+        self.bridge_iou = bridge_iou
         self.min_similarity = min_similarity
         self.max_distance = max_distance  # in diagonals of the lost track's last box
         self.horizon_s = max(horizon_s, window_s)
@@ -74,19 +99,26 @@ class Reidentifier:
         self._seen: dict[int, float] = {}  # tracker id → last time seen
         self._next = 1
         self.revived = 0  # new tracker tracks given a lost track's id back
+        self.bridged = 0  # untracked detections given a just-lost track's id
+        self.unhijacked = 0  # detections taken back from a track that jumped onto them
+        self._hijacked: set[int] = set()  # this frame's such detections (their rows)
 
     def update(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
                t: float) -> np.ndarray:
-        """Output ids for ``det`` (whose ``track_ids`` are the tracker's; -1 stays -1).
-        ``groups``: each detection's class group; ``t``: the frame's time in seconds."""
+        """Output ids for ``det`` (whose ``track_ids`` are the tracker's; -1 stays -1 unless
+        it continues a track lost a moment ago). ``groups``: each detection's class group;
+        ``t``: the frame's time in seconds."""
         out = np.full(len(det), -1, np.int64)
         claimed: set[int] = set()
-        fresh = []
+        fresh: list[int] = []
+        untracked: list[int] = []
+        self._hijacked = set()
         # first the tracker's continuing tracks keep their ids, so only tracks that are
         # really gone from this frame can be revived
-        for i in np.argsort(-det.scores) if len(det) else ():
+        for i in (int(k) for k in np.argsort(-det.scores)):
             tid = int(det.track_ids[i])
             if tid < 0:
+                untracked.append(i)
                 continue
             oid = self._out.get(tid)
             track = self._tracks.get(oid) if oid is not None else None
@@ -95,28 +127,79 @@ class Reidentifier:
                 continue
             claimed.add(oid)
             out[i] = oid
-        sigs = {int(i): self._signature(det, int(i), image) for i in np.flatnonzero(det.track_ids >= 0)}
+        sigs: dict[int, np.ndarray] = {}
+        if self.hijack_sim > 0 and self._lost(t, claimed, self.bridge_s):
+            self._unhijack(det, groups, image, t, out, claimed, sigs)
         for i in fresh:
-            oid = self._revive(det.xyxy[i], sigs[int(i)], int(groups[i]), t, claimed)
+            sigs[i] = self._signature(det, i, image)
+            oid = self._best(det.xyxy[i], sigs[i], int(groups[i]), t, claimed, self.window_s, 0.0)
+            if oid >= 0:
+                self.revived += 1
+            else:
+                oid, self._next = self._next, self._next + 1
             self._out[int(det.track_ids[i])] = oid
             claimed.add(oid)
             out[i] = oid
-        for i in np.flatnonzero(out >= 0):
-            self._remember(int(out[i]), det, int(i), sigs[int(i)], int(groups[i]), t)
+        # a detection the tracker left untracked (a track it is still confirming, or one
+        # it lost and restarted) that sits where a track just vanished is that track
+        if untracked and self._lost(t, claimed, self.bridge_s):
+            for i in untracked:
+                sigs[i] = self._signature(det, i, image)
+                oid = self._best(det.xyxy[i], sigs[i], int(groups[i]), t, claimed,
+                                 self.bridge_s, self.bridge_iou)
+                if oid >= 0:
+                    self.bridged += 1
+                    claimed.add(oid)
+                    out[i] = oid
+        for i in (int(k) for k in np.flatnonzero(out >= 0)):
+            sig = sigs.get(i)
+            if sig is None:
+                sig = self._signature(det, i, image)
+            self._remember(int(out[i]), det, i, sig, int(groups[i]), t)
         self._forget(t)
         return out
+
+    def _unhijack(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
+                  t: float, out: np.ndarray, claimed: set[int],
+                  sigs: dict[int, np.ndarray]) -> None:
+        """A tracker track that jumped onto another object (it no longer looks like itself)
+        where a track just vanished: the detection gets the vanished track's id, this
+        frame, and the jumping track's state is left as it was."""
+        for i in (int(k) for k in np.flatnonzero(out >= 0)):
+            oid = int(out[i])
+            sigs[i] = sig = self._signature(det, i, image)
+            own = self._tracks[oid].signature
+            if not sig.any() or not own.any() or similarity(sig, own) >= self.hijack_sim:
+                continue
+            other = self._best(det.xyxy[i], sig, int(groups[i]), t, claimed, self.bridge_s,
+                               self.bridge_iou)
+            if other >= 0:
+                self.unhijacked += 1
+                claimed.discard(oid)
+                claimed.add(other)
+                out[i] = other
+                self._hijacked.add(i)
 
     def _remember(self, oid: int, det: Detections, i: int, sig: np.ndarray, group: int,
                   t: float) -> None:
         tid = int(det.track_ids[i])
-        self._seen[tid] = t
+        box = det.xyxy[i].astype(np.float64)
+        if tid >= 0 and i not in self._hijacked:
+            self._seen[tid] = t
         track = self._tracks.get(oid)
         if track is None:
-            self._tracks[oid] = _Track(sig, det.xyxy[i].copy(), t, group, tid)
+            self._tracks[oid] = _Track(sig, box, t, group, tid)
             return
         if sig.any():
             track.signature = (1 - EMA) * track.signature + EMA * sig if track.signature.any() else sig
-        track.box, track.last_t, track.tracker_id = det.xyxy[i].copy(), t, tid
+        dt = t - track.last_t
+        if dt > 0:
+            v = (box - track.box) / dt
+            track.velocity = v if track.velocity is None else 0.5 * track.velocity + 0.5 * v
+        track.box, track.last_t = box, t
+        # a bridged or taken-back detection leaves the tracker's id alone: its track may return
+        if tid >= 0 and i not in self._hijacked:
+            track.tracker_id = tid
 
     def _signature(self, det: Detections, i: int, image: np.ndarray | None) -> np.ndarray:
         if image is None:
@@ -125,28 +208,34 @@ class Reidentifier:
             return signature(image, det.mask_boxes[i], det.masks[i])
         return signature(image, np.round(det.xyxy[i]).astype(np.int64), None)
 
-    def _revive(self, box: np.ndarray, sig: np.ndarray, group: int, t: float,
-                claimed: set[int]) -> int:
-        best, best_sim = -1, self.min_similarity
-        centre = (box[:2] + box[2:]) / 2
-        if sig.any():
-            for oid, track in self._tracks.items():
-                gap = t - track.last_t
-                if oid in claimed or track.group != group or not 0 < gap <= self.window_s:
-                    continue
-                last = track.box
-                diag = float(np.hypot(*(last[2:] - last[:2])))
-                if np.hypot(*(centre - (last[:2] + last[2:]) / 2)) > self.max_distance * diag:
-                    continue
-                sim = similarity(sig, track.signature)
-                if sim >= best_sim:
-                    best, best_sim = oid, sim
-        if best >= 0:
-            self.revived += 1
+    def _lost(self, t: float, claimed: set[int], within: float) -> bool:
+        return any(oid not in claimed and 0 < t - tr.last_t <= within
+                   for oid, tr in self._tracks.items())
+
+    def _best(self, box: np.ndarray, sig: np.ndarray, group: int, t: float,
+              claimed: set[int], within: float, min_overlap: float) -> int:
+        """The unclaimed track of ``group`` lost at most ``within`` seconds ago that looks
+        like ``sig`` and whose predicted box is near ``box`` (overlapping it by at least
+        ``min_overlap`` IoU); the best by similarity plus overlap. -1 if none."""
+        best, best_score = -1, -1.0
+        if not sig.any():
             return best
-        oid = self._next
-        self._next += 1
-        return oid
+        centre = (box[:2] + box[2:]) / 2
+        for oid, track in self._tracks.items():
+            gap = t - track.last_t
+            if oid in claimed or track.group != group or not 0 < gap <= within:
+                continue
+            pred = track.predicted(t)
+            diag = float(np.hypot(*(track.box[2:] - track.box[:2])))
+            if np.hypot(*(centre - (pred[:2] + pred[2:]) / 2)) > self.max_distance * diag:
+                continue
+            overlap = _iou(box, pred)
+            sim = similarity(sig, track.signature)
+            if overlap < min_overlap or sim < self.min_similarity:
+                continue
+            if sim + overlap > best_score:
+                best, best_score = oid, sim + overlap
+        return best
 
     def _forget(self, t: float) -> None:
         for oid in [o for o, tr in self._tracks.items() if t - tr.last_t > self.horizon_s]:
@@ -159,3 +248,12 @@ class Reidentifier:
         self._tracks.clear()
         self._out.clear()
         self._seen.clear()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))

@@ -93,6 +93,76 @@ def test_a_track_that_looks_different_gets_a_new_id() -> None:
     assert reid.revived == 0
 
 
+def _untracked_then_new(f: int) -> dict[int, int]:
+    """The tracker loses car KEEP at frame 15 and sees it again at once, but as a track it
+    is still confirming (untracked, -1) for frames 15-17; from frame 18 it is track 999."""
+    ids = {gt: 100 + gt for gt in range(10)}
+    if 15 <= f < 18:
+        ids[KEEP] = -1
+    elif f >= 18:
+        ids[KEEP] = 999
+    return ids
+
+
+def test_an_untracked_detection_where_a_track_just_vanished_keeps_its_id() -> None:
+    frames = _frames()
+    reid = _reid()
+    out = _run(reid, frames, _untracked_then_new)
+    before = out[10][KEEP]
+    assert [out[f][KEEP] for f in range(15, 40)] == [before] * 25
+    assert reid.bridged == 3 and reid.revived == 1
+
+
+def test_untracked_detections_that_continue_nothing_stay_untracked() -> None:
+    frames = _frames()
+    # a car that looks different in the gap is not bridged (and then gets a new id)
+    reid = _reid()
+    out = _run(reid, frames, _untracked_then_new, recolour_from=15)
+    assert [out[f][KEEP] for f in range(15, 18)] == [-1] * 3
+    assert out[20][KEEP] != out[10][KEEP] and reid.bridged == 0
+    # a car the tracker never tracks gets no id when another car vanishes elsewhere
+    reid = _reid()
+    other = 5  # a car in view from frame 15 on, 140 px left of car KEEP
+    out = _run(reid, frames, lambda f: {gt: (-1 if gt == other else 100 + gt)
+                                        for gt in range(10) if not (gt == KEEP and f >= 15)})
+    assert sum(other in o for o in out) >= 15
+    assert all(o[other] == -1 for o in out if other in o) and reid.bridged == 0
+    # the same car, close by (one box width) but not on its predicted box, is not bridged
+    reid = _reid()
+    for f, (image, instances) in enumerate(frames[:18]):
+        det = _detections(instances, _untracked_then_new(f))
+        if f >= 15:
+            k = int(np.flatnonzero(det.track_ids == -1)[0])
+            width = det.xyxy[k, 2] - det.xyxy[k, 0]
+            det.xyxy[k, [0, 2]] += width  # the box moves; the pixels it shows do not
+        got = reid.update(det, det.class_ids.astype(np.int64), image, f / FPS)
+        assert f < 15 or got[k] == -1
+    assert reid.bridged == 0
+
+
+def test_a_track_that_jumps_onto_another_object_does_not_take_it() -> None:
+    """Frames 15-16: the tracker loses car KEEP and the truck's track (tracker id 101, the
+    truck unseen those frames) jumps onto the car. The car keeps its id, the truck's id
+    never appears on the car, and afterwards both go on under their own ids."""
+    frames = _frames()
+    truck = 1
+
+    def jump(f: int) -> dict[int, int]:
+        ids = {gt: 100 + gt for gt in range(10)}
+        if 15 <= f < 17:
+            ids.pop(truck)
+            ids[KEEP] = 100 + truck
+        return ids
+
+    reid = _reid()
+    out = _run(reid, frames, jump)
+    car, truck_id = out[10][KEEP], out[10][truck]
+    assert [out[f][KEEP] for f in range(15, 40)] == [car] * 25
+    after = [out[f][truck] for f in range(17, 40) if truck in out[f]]
+    assert after and set(after) == {truck_id}
+    assert reid.unhijacked == 2
+
+
 def test_an_id_still_in_use_is_never_taken() -> None:
     """A second tracker track on the same car (a duplicate box) while the first one goes on:
     it looks identical, sits on top of it and scores higher (so it is looked at first),
