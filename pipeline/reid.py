@@ -88,9 +88,9 @@ class Reidentifier:
                  horizon_s: float, bridge_s: float = BRIDGE_S,
                  bridge_iou: float = BRIDGE_IOU, hijack_sim: float = HIJACK_SIM) -> None:
         self.window_s = window_s
-        self.hijack_sim = hijack_sim
         self.bridge_s = bridge_s
         self.bridge_iou = bridge_iou
+        self.hijack_sim = hijack_sim
         self.min_similarity = min_similarity
         self.max_distance = max_distance  # in diagonals of the lost track's last box
         self.horizon_s = max(horizon_s, window_s)
@@ -209,6 +209,7 @@ class Reidentifier:
         return signature(image, np.round(det.xyxy[i]).astype(np.int64), None)
 
     def _lost(self, t: float, claimed: set[int], within: float) -> bool:
+        """Whether some unclaimed track was last seen at most ``within`` seconds ago."""
         return any(oid not in claimed and 0 < t - tr.last_t <= within
                    for oid, tr in self._tracks.items())
 
