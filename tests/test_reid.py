@@ -62,15 +62,24 @@ def _reid() -> Reidentifier:
     return Reidentifier(window_s=2.0, min_similarity=0.8, max_distance=2.0, horizon_s=4.0)
 
 
-def _lost_and_new(f: int) -> dict[int, int]:
-    """The tracker follows every object, loses car KEEP for frames 15-19 and starts a new
-    track (id 999) for it at frame 20."""
+def _car_lost(f: int, until: int, seen_as: int | None) -> dict[int, int]:
+    """Tracker ids per ground-truth id: the tracker follows every object, but for car KEEP
+    reports ``seen_as`` (None: nothing) from frame 15 until ``until`` and a new track 999
+    after that."""
     ids = {gt: 100 + gt for gt in range(10)}
-    if 15 <= f < 20:
-        ids.pop(KEEP)
-    elif f >= 20:
+    if 15 <= f < until:
+        if seen_as is None:
+            ids.pop(KEEP)
+        else:
+            ids[KEEP] = seen_as
+    elif f >= until:
         ids[KEEP] = 999
     return ids
+
+
+def _lost_and_new(f: int) -> dict[int, int]:
+    """Car KEEP unseen for frames 15-19, a new track from frame 20."""
+    return _car_lost(f, 20, None)
 
 
 def test_a_lost_track_comes_back_under_its_old_id() -> None:
@@ -94,14 +103,9 @@ def test_a_track_that_looks_different_gets_a_new_id() -> None:
 
 
 def _untracked_then_new(f: int) -> dict[int, int]:
-    """The tracker loses car KEEP at frame 15 and sees it again at once, but as a track it
-    is still confirming (untracked, -1) for frames 15-17; from frame 18 it is track 999."""
-    ids = {gt: 100 + gt for gt in range(10)}
-    if 15 <= f < 18:
-        ids[KEEP] = -1
-    elif f >= 18:
-        ids[KEEP] = 999
-    return ids
+    """The tracker sees car KEEP at once again, but as a track it is still confirming
+    (untracked, -1) for frames 15-17; from frame 18 it is track 999."""
+    return _car_lost(f, 18, -1)
 
 
 def test_an_untracked_detection_where_a_track_just_vanished_keeps_its_id() -> None:
