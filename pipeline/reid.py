@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import supervision as sv
 
 from pipeline.types import Detections
 
@@ -230,7 +231,7 @@ class Reidentifier:
             diag = float(np.hypot(*(track.box[2:] - track.box[:2])))
             if np.hypot(*(centre - (pred[:2] + pred[2:]) / 2)) > self.max_distance * diag:
                 continue
-            overlap = _iou(box, pred)
+            overlap = float(sv.box_iou_batch(box[None], pred[None])[0, 0])
             sim = similarity(sig, track.signature)
             if overlap < min_overlap or sim < self.min_similarity:
                 continue
@@ -250,11 +251,3 @@ class Reidentifier:
         self._out.clear()
         self._seen.clear()
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
