@@ -102,7 +102,6 @@ class Reidentifier:
         self.revived = 0  # new tracker tracks given a lost track's id back
         self.bridged = 0  # untracked detections given a just-lost track's id
         self.unhijacked = 0  # detections taken back from a track that jumped onto them
-        self._hijacked: set[int] = set()  # this frame's such detections (their rows)
 
     def update(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
                t: float) -> np.ndarray:
@@ -113,7 +112,6 @@ class Reidentifier:
         claimed: set[int] = set()
         fresh: list[int] = []
         untracked: list[int] = []
-        self._hijacked = set()
         # first the tracker's continuing tracks keep their ids, so only tracks that are
         # really gone from this frame can be revived
         for i in (int(k) for k in np.argsort(-det.scores)):
@@ -129,8 +127,9 @@ class Reidentifier:
             claimed.add(oid)
             out[i] = oid
         sigs: dict[int, np.ndarray] = {}
+        taken_back: set[int] = set()
         if self.hijack_sim > 0 and self._lost(t, claimed, self.bridge_s):
-            self._unhijack(det, groups, image, t, out, claimed, sigs)
+            taken_back = self._unhijack(det, groups, image, t, out, claimed, sigs)
         for i in fresh:
             sigs[i] = self._signature(det, i, image)
             oid = self._best(det.xyxy[i], sigs[i], int(groups[i]), t, claimed, self.window_s, 0.0)
@@ -156,16 +155,17 @@ class Reidentifier:
             sig = sigs.get(i)
             if sig is None:
                 sig = self._signature(det, i, image)
-            self._remember(int(out[i]), det, i, sig, int(groups[i]), t)
+            self._remember(int(out[i]), det, i, sig, int(groups[i]), t, i not in taken_back)
         self._forget(t)
         return out
 
     def _unhijack(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
                   t: float, out: np.ndarray, claimed: set[int],
-                  sigs: dict[int, np.ndarray]) -> None:
+                  sigs: dict[int, np.ndarray]) -> set[int]:
         """A tracker track that jumped onto another object (it no longer looks like itself)
         where a track just vanished: the detection gets the vanished track's id, this
-        frame, and the jumping track's state is left as it was."""
+        frame, and the jumping track's state is left as it was. Returns those rows."""
+        taken_back = set()
         for i in (int(k) for k in np.flatnonzero(out >= 0)):
             oid = int(out[i])
             sigs[i] = sig = self._signature(det, i, image)
@@ -179,13 +179,17 @@ class Reidentifier:
                 claimed.discard(oid)
                 claimed.add(other)
                 out[i] = other
-                self._hijacked.add(i)
+                taken_back.add(i)
+        return taken_back
 
     def _remember(self, oid: int, det: Detections, i: int, sig: np.ndarray, group: int,
-                  t: float) -> None:
-        tid = int(det.track_ids[i])
+                  t: float, own_tracker_track: bool) -> None:
+        """Update track ``oid`` from detection ``i``. ``own_tracker_track``: the detection's
+        tracker id (if any) is that track's own, not one that jumped onto it."""
+        # a bridged or taken-back detection leaves the tracker's id alone: its track may return
+        tid = int(det.track_ids[i]) if own_tracker_track else -1
         box = det.xyxy[i].astype(np.float64)
-        if tid >= 0 and i not in self._hijacked:
+        if tid >= 0:
             self._seen[tid] = t
         track = self._tracks.get(oid)
         if track is None:
@@ -198,8 +202,7 @@ class Reidentifier:
             v = (box - track.box) / dt
             track.velocity = v if track.velocity is None else 0.5 * track.velocity + 0.5 * v
         track.box, track.last_t = box, t
-        # a bridged or taken-back detection leaves the tracker's id alone: its track may return
-        if tid >= 0 and i not in self._hijacked:
+        if tid >= 0:
             track.tracker_id = tid
 
     def _signature(self, det: Detections, i: int, image: np.ndarray | None) -> np.ndarray:
