@@ -4,14 +4,18 @@ Box trackers lose an object that is hidden or missed for a few frames and, when 
 back, often start a new track: one ID switch. Here every track keeps a colour signature
 (an HSV histogram of the pixels under its mask, averaged over time). When the tracker
 starts a new track, it takes the id of a track lost less than ``window`` seconds ago if
-that track is of the same class group, was last seen nearby (where its last motion would
-have taken it) and looks the same; the best by similarity plus box overlap.
+that track is of the same class group (the one it was seen as most often), was last seen
+nearby (where it was, or where its last motion would have taken it) and looks the same;
+the best by similarity plus box overlap.
 
-Two shorter repairs, for a track that vanished a moment ago (``BRIDGE_S``) and whose
-predicted box a detection covers and looks like: a detection the tracker left untracked
-(it is still confirming a restarted track) gets that id at once, and a detection that a
-different tracker track has jumped onto (it looks nothing like that track) is given back
-to the vanished one for this frame.
+Repairs of the tracker's own association, all by appearance:
+- a detection the tracker left untracked (it is still confirming a restarted track) that
+  covers the predicted box of a track that vanished a moment ago (``BRIDGE_S``) and looks
+  like it gets that id at once;
+- a detection that a different tracker track has jumped onto (it looks unlike that track)
+  is given back, frame by frame, to the lost track it looks like and sits on;
+- two tracker tracks that came out of a crossing on each other's objects (each detection
+  looks like the other track) are swapped back, and their ids stay mapped that way.
 
 Output ids are our own, dense and unique; the tracker's ids are mapped onto them. Memory
 is bounded: tracks and mappings older than the horizon are forgotten.
@@ -36,8 +40,16 @@ EMA = 0.2  # weight of the newest frame in a track's signature
 BRIDGE_S = 0.2
 BRIDGE_IOU = 0.5
 # a continuing track whose detection matches its own signature less than this has jumped
-# onto another object if that object is a track that just vanished (see _unhijack)
+# onto another object if that object is a track that just vanished (see _unhijack); it
+# also gates the whole repair (0 turns it off)
 HIJACK_SIM = 0.7
+# two such tracks that each look more like the other (by this much, summed) are swapped back
+SWAP_GAIN = 0.2
+# a track that merely looks less like itself than it should (below min_similarity) loses
+# its detection only to a track lost within the window that overlaps the detection (TAKE_IOU)
+# and looks clearly more like it (by TAKE_MARGIN)
+TAKE_IOU = 0.2
+TAKE_MARGIN = 0.15
 
 
 @dataclass
@@ -45,15 +57,22 @@ class _Track:
     signature: np.ndarray
     box: np.ndarray
     last_t: float
-    group: int
+    votes: dict[int, int]  # class group → detections of it
     tracker_id: int
-    velocity: np.ndarray | None = None  # box corners, pixels per second
+    velocity: np.ndarray | None = None  # box centre, pixels per second
+
+    @property
+    def group(self) -> int:
+        """The class group the track was seen as most often."""
+        return max(self.votes, key=self.votes.__getitem__)
 
     def predicted(self, t: float) -> np.ndarray:
-        """Where the box would be at ``t`` had it kept moving as it did."""
+        """Where the box would be at ``t`` had its centre kept moving as it did. The size
+        stays: extrapolated corners cross over within a second for growing boxes."""
         if self.velocity is None:
             return self.box
-        return self.box + self.velocity * (t - self.last_t)
+        shift = self.velocity * (t - self.last_t)
+        return self.box + np.concatenate([shift, shift])
 
 
 def signature(image: np.ndarray, box: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -102,6 +121,7 @@ class Reidentifier:
         self.revived = 0  # new tracker tracks given a lost track's id back
         self.bridged = 0  # untracked detections given a just-lost track's id
         self.unhijacked = 0  # detections taken back from a track that jumped onto them
+        self.unswapped = 0  # pairs of tracks that had swapped objects, swapped back
 
     def update(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
                t: float) -> np.ndarray:
@@ -128,8 +148,10 @@ class Reidentifier:
             out[i] = oid
         sigs: dict[int, np.ndarray] = {}
         taken_back: set[int] = set()
-        if self.hijack_sim > 0 and self._lost(t, claimed, self.bridge_s):
+        if self.hijack_sim > 0 and self._lost(t, claimed, self.window_s):
             taken_back = self._unhijack(det, groups, image, t, out, claimed, sigs)
+        if self.hijack_sim > 0:
+            self._unswap(det, groups, image, out, sigs, taken_back)
         for i in fresh:
             sigs[i] = self._signature(det, i, image)
             oid = self._best(det.xyxy[i], sigs[i], int(groups[i]), t, claimed, self.window_s, 0.0)
@@ -162,18 +184,28 @@ class Reidentifier:
     def _unhijack(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
                   t: float, out: np.ndarray, claimed: set[int],
                   sigs: dict[int, np.ndarray]) -> set[int]:
-        """A tracker track that jumped onto another object (it no longer looks like itself)
-        where a track just vanished: the detection gets the vanished track's id, this
-        frame, and the jumping track's state is left as it was. Returns those rows."""
+        """A tracker track that jumped onto another object (it no longer looks like itself):
+        if a track that just vanished sits under the detection and looks like it, or one lost
+        within the window overlaps it and looks clearly more like it, the detection gets
+        that track's id, this frame, and the jumping track's state is left as it was.
+        Returns those rows."""
         taken_back = set()
         for i in (int(k) for k in np.flatnonzero(out >= 0)):
             oid = int(out[i])
             sigs[i] = sig = self._signature(det, i, image)
             own = self._tracks[oid].signature
-            if not sig.any() or not own.any() or similarity(sig, own) >= self.hijack_sim:
+            if not sig.any() or not own.any():
                 continue
-            other = self._best(det.xyxy[i], sig, int(groups[i]), t, claimed, self.bridge_s,
-                               self.bridge_iou)
+            own_sim = similarity(sig, own)
+            other = -1
+            if own_sim < self.hijack_sim:
+                other = self._best(det.xyxy[i], sig, int(groups[i]), t, claimed, self.bridge_s,
+                                   self.bridge_iou)
+            if other < 0 and own_sim < self.min_similarity:
+                other = self._best(det.xyxy[i], sig, int(groups[i]), t, claimed, self.window_s,
+                                   TAKE_IOU)
+                if other >= 0 and similarity(sig, self._tracks[other].signature) < own_sim + TAKE_MARGIN:
+                    other = -1
             if other >= 0:
                 self.unhijacked += 1
                 claimed.discard(oid)
@@ -181,6 +213,41 @@ class Reidentifier:
                 out[i] = other
                 taken_back.add(i)
         return taken_back
+
+    def _unswap(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
+                out: np.ndarray, sigs: dict[int, np.ndarray], skip: set[int]) -> None:
+        """Two tracker tracks that crossed and came out on each other's objects: each
+        detection looks unlike its own track and like the other's. The output ids go back
+        to their objects and the tracker ids are mapped the other way from now on."""
+        odd = []
+        for i in (int(k) for k in np.flatnonzero(out >= 0)):
+            if i in skip or det.track_ids[i] < 0:
+                continue
+            sig = sigs.get(i)
+            if sig is None:
+                sigs[i] = sig = self._signature(det, i, image)
+            own = self._tracks[int(out[i])].signature
+            if sig.any() and own.any() and similarity(sig, own) < self.min_similarity:
+                odd.append(i)
+        pairs = []
+        for n, i in enumerate(odd):
+            for j in odd[n + 1:]:
+                a, b = self._tracks[int(out[i])], self._tracks[int(out[j])]
+                if groups[i] != b.group or groups[j] != a.group:
+                    continue
+                ib, ja = similarity(sigs[i], b.signature), similarity(sigs[j], a.signature)
+                gain = ib + ja - similarity(sigs[i], a.signature) - similarity(sigs[j], b.signature)
+                if min(ib, ja) >= self.min_similarity and gain > SWAP_GAIN:
+                    pairs.append((gain, i, j))
+        done: set[int] = set()
+        for _, i, j in sorted(pairs, reverse=True):
+            if i in done or j in done:
+                continue
+            done |= {i, j}
+            out[i], out[j] = out[j], out[i]
+            self._out[int(det.track_ids[i])] = int(out[i])
+            self._out[int(det.track_ids[j])] = int(out[j])
+            self.unswapped += 1
 
     def _remember(self, oid: int, det: Detections, i: int, sig: np.ndarray, group: int,
                   t: float, own_tracker_track: bool) -> None:
@@ -193,13 +260,14 @@ class Reidentifier:
             self._seen[tid] = t
         track = self._tracks.get(oid)
         if track is None:
-            self._tracks[oid] = _Track(sig, box, t, group, tid)
+            self._tracks[oid] = _Track(sig, box, t, {group: 1}, tid)
             return
+        track.votes[group] = track.votes.get(group, 0) + 1
         if sig.any():
             track.signature = (1 - EMA) * track.signature + EMA * sig if track.signature.any() else sig
         dt = t - track.last_t
         if dt > 0:
-            v = (box - track.box) / dt
+            v = ((box[:2] + box[2:]) - (track.box[:2] + track.box[2:])) / (2 * dt)
             track.velocity = v if track.velocity is None else 0.5 * track.velocity + 0.5 * v
         track.box, track.last_t = box, t
         if tid >= 0:
@@ -230,11 +298,12 @@ class Reidentifier:
             gap = t - track.last_t
             if oid in claimed or track.group != group or not 0 < gap <= within:
                 continue
-            pred = track.predicted(t)
+            near = np.stack([track.predicted(t), track.box])
             diag = float(np.hypot(*(track.box[2:] - track.box[:2])))
-            if np.hypot(*(centre - (pred[:2] + pred[2:]) / 2)) > self.max_distance * diag:
+            dist = np.hypot(*(centre - (near[:, :2] + near[:, 2:]) / 2).T).min()
+            if dist > self.max_distance * diag:
                 continue
-            overlap = float(sv.box_iou_batch(box[None], pred[None])[0, 0])
+            overlap = float(sv.box_iou_batch(box[None], near).max())
             sim = similarity(sig, track.signature)
             if overlap < min_overlap or sim < self.min_similarity:
                 continue

@@ -167,6 +167,68 @@ def test_a_track_that_jumps_onto_another_object_does_not_take_it() -> None:
     assert reid.unhijacked == 2
 
 
+def test_a_track_that_jumped_a_while_after_its_object_was_lost_gives_it_back() -> None:
+    """Car KEEP unseen for frames 15-24 (0.4 s, longer than a bridge); from frame 25 the
+    track of car 5 (gone after frame 23) reports it. It looks like car KEEP, not car 5:
+    it keeps car KEEP's id every frame, and car 5's id never lands on it."""
+    frames = _frames()
+    other = 5
+
+    def late_jump(f: int) -> dict[int, int]:
+        ids = {gt: 100 + gt for gt in range(10)}
+        if 15 <= f < 25:
+            ids.pop(KEEP)
+        elif f >= 25:
+            ids[KEEP] = 100 + other
+        return ids
+
+    reid = _reid()
+    out = _run(reid, frames, late_jump)
+    car, other_id = out[10][KEEP], out[10][other]
+    assert [out[f][KEEP] for f in range(25, 40)] == [car] * 15
+    assert other_id != car and reid.unhijacked == 15
+
+
+def test_two_tracks_that_swapped_objects_are_swapped_back() -> None:
+    """Cars KEEP and 5 (different colours) both in view; from frame 14 the tracker reports
+    each with the other's track. Both keep their ids, and the tracker's ids are mapped the
+    other way once, not every frame."""
+    frames = _frames()
+    other = 5
+
+    def swapped(f: int) -> dict[int, int]:
+        ids = {gt: 100 + gt for gt in range(10)}
+        if f >= 14:
+            ids[KEEP], ids[other] = 100 + other, 100 + KEEP
+        return ids
+
+    reid = _reid()
+    out = _run(reid, frames, swapped)
+    for gt in (KEEP, other):
+        assert len({o[gt] for o in out if gt in o}) == 1
+    assert reid.unswapped == 1 and reid.unhijacked == 0
+
+
+def test_a_lost_track_is_looked_for_where_it_was_too() -> None:
+    """Car KEEP (parked) seems to move right at 200 px/s in its last frames (its box
+    shifts, as boxes do when an object slides behind another) and is then unseen for
+    0.8 s: a new track on it, nowhere near where that motion leads, still gets its id."""
+    frames = _frames()
+    reid = _reid()
+    out = []
+    for f, (image, instances) in enumerate(frames):
+        ids = _car_lost(f, 35, None)
+        det = _detections(instances, ids)
+        if 11 <= f < 15:
+            k = int(np.flatnonzero(det.track_ids == ids[KEEP])[0])
+            det.xyxy[k, [0, 2]] += 8 * (f - 10)  # the box drifts; the pixels stay
+        got = reid.update(det, det.class_ids.astype(np.int64), image, f / FPS)
+        out.append(dict(zip([i.track_id for i in instances if i.track_id in ids],
+                            got.tolist(), strict=True)))
+    assert [out[f][KEEP] for f in range(35, 40)] == [out[10][KEEP]] * 5
+    assert reid.revived == 1
+
+
 def test_an_id_still_in_use_is_never_taken() -> None:
     """A second tracker track on the same car (a duplicate box) while the first one goes on:
     it looks identical, sits on top of it and scores higher (so it is looked at first),
