@@ -229,6 +229,24 @@ def test_a_lost_track_is_looked_for_where_it_was_too() -> None:
     assert reid.revived == 1
 
 
+def test_a_track_counts_as_the_class_it_was_seen_as_most_often() -> None:
+    """Car KEEP is called a person in its first two frames (as a small model does), a car
+    after that; lost in frames 15-19, it comes back as a car under its old id."""
+    frames = _frames()
+    reid = _reid()
+    out = []
+    for f, (image, instances) in enumerate(frames):
+        ids = _lost_and_new(f)
+        det = _detections(instances, ids)
+        if f < 2:
+            det.class_ids[det.track_ids == ids[KEEP]] = CLASSES.index("person")
+        got = reid.update(det, det.class_ids.astype(np.int64), image, f / FPS)
+        out.append(dict(zip([i.track_id for i in instances if i.track_id in ids],
+                            got.tolist(), strict=True)))
+    assert [out[f][KEEP] for f in range(20, 40)] == [out[0][KEEP]] * 20
+    assert reid.revived == 1
+
+
 def test_an_id_still_in_use_is_never_taken() -> None:
     """A second tracker track on the same car (a duplicate box) while the first one goes on:
     it looks identical, sits on top of it and scores higher (so it is looked at first),
