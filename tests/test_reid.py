@@ -38,8 +38,10 @@ def _detections(instances, tracker_ids: dict[int, int]) -> Detections:
         class_names=CLASSES)
 
 
-def _run(reid: Reidentifier, frames, tracker_ids_at, recolour_from: int | None = None):
-    """Output id per frame per ground-truth id."""
+def _run(reid: Reidentifier, frames, tracker_ids_at, recolour_from: int | None = None,
+         edit=None):
+    """Output id per frame per ground-truth id. ``edit(f, det, ids)``, if given, alters
+    frame ``f``'s detections in place before they go in."""
     out: list[dict[int, int]] = []
     for f, (image, instances) in enumerate(frames):
         ids = tracker_ids_at(f)
@@ -52,6 +54,8 @@ def _run(reid: Reidentifier, frames, tracker_ids_at, recolour_from: int | None =
                     hsv[..., 1][inst.mask] = 200
                     image = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
         det = _detections(instances, ids)
+        if edit is not None:
+            edit(f, det, ids)
         got = reid.update(det, det.class_ids.astype(np.int64), image, f / FPS)
         gt = [i.track_id for i in instances if i.track_id in ids]
         out.append(dict(zip(gt, got.tolist(), strict=True)))
@@ -213,18 +217,13 @@ def test_a_lost_track_is_looked_for_where_it_was_too() -> None:
     """Car KEEP (parked) seems to move right at 200 px/s in its last frames (its box
     shifts, as boxes do when an object slides behind another) and is then unseen for
     0.8 s: a new track on it, nowhere near where that motion leads, still gets its id."""
-    frames = _frames()
-    reid = _reid()
-    out = []
-    for f, (image, instances) in enumerate(frames):
-        ids = _car_lost(f, 35, None)
-        det = _detections(instances, ids)
+    def drift(f: int, det: Detections, ids: dict[int, int]) -> None:
         if 11 <= f < 15:
             k = int(np.flatnonzero(det.track_ids == ids[KEEP])[0])
             det.xyxy[k, [0, 2]] += 8 * (f - 10)  # the box drifts; the pixels stay
-        got = reid.update(det, det.class_ids.astype(np.int64), image, f / FPS)
-        out.append(dict(zip([i.track_id for i in instances if i.track_id in ids],
-                            got.tolist(), strict=True)))
+
+    reid = _reid()
+    out = _run(reid, _frames(), lambda f: _car_lost(f, 35, None), edit=drift)
     assert [out[f][KEEP] for f in range(35, 40)] == [out[10][KEEP]] * 5
     assert reid.revived == 1
 
@@ -232,17 +231,12 @@ def test_a_lost_track_is_looked_for_where_it_was_too() -> None:
 def test_a_track_counts_as_the_class_it_was_seen_as_most_often() -> None:
     """Car KEEP is called a person in its first two frames (as a small model does), a car
     after that; lost in frames 15-19, it comes back as a car under its old id."""
-    frames = _frames()
-    reid = _reid()
-    out = []
-    for f, (image, instances) in enumerate(frames):
-        ids = _lost_and_new(f)
-        det = _detections(instances, ids)
+    def misnamed(f: int, det: Detections, ids: dict[int, int]) -> None:
         if f < 2:
             det.class_ids[det.track_ids == ids[KEEP]] = CLASSES.index("person")
-        got = reid.update(det, det.class_ids.astype(np.int64), image, f / FPS)
-        out.append(dict(zip([i.track_id for i in instances if i.track_id in ids],
-                            got.tolist(), strict=True)))
+
+    reid = _reid()
+    out = _run(reid, _frames(), _lost_and_new, edit=misnamed)
     assert [out[f][KEEP] for f in range(20, 40)] == [out[0][KEEP]] * 20
     assert reid.revived == 1
 
