@@ -23,6 +23,7 @@ is bounded: tracks and mappings older than the horizon are forgotten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -147,14 +148,20 @@ class Reidentifier:
             claimed.add(oid)
             out[i] = oid
         sigs: dict[int, np.ndarray] = {}
+
+        def sig_of(i: int) -> np.ndarray:  # each detection's signature, computed once
+            if i not in sigs:
+                sigs[i] = self._signature(det, i, image)
+            return sigs[i]
+
         taken_back: set[int] = set()
         if self.hijack_sim > 0 and self._lost(t, claimed, self.window_s):
-            taken_back = self._unhijack(det, groups, image, t, out, claimed, sigs)
+            taken_back = self._unhijack(det, groups, sig_of, t, out, claimed)
         if self.hijack_sim > 0:
-            self._unswap(det, groups, image, out, sigs, taken_back)
+            self._unswap(det, groups, sig_of, out, taken_back)
         for i in fresh:
-            sigs[i] = self._signature(det, i, image)
-            oid = self._best(det.xyxy[i], sigs[i], int(groups[i]), t, claimed, self.window_s, 0.0)
+            oid = self._best(det.xyxy[i], sig_of(i), int(groups[i]), t, claimed, self.window_s,
+                             0.0)
             if oid >= 0:
                 self.revived += 1
             else:
@@ -166,24 +173,21 @@ class Reidentifier:
         # it lost and restarted) that sits where a track just vanished is that track
         if untracked and self._lost(t, claimed, self.bridge_s):
             for i in untracked:
-                sigs[i] = self._signature(det, i, image)
-                oid = self._best(det.xyxy[i], sigs[i], int(groups[i]), t, claimed,
+                oid = self._best(det.xyxy[i], sig_of(i), int(groups[i]), t, claimed,
                                  self.bridge_s, self.bridge_iou)
                 if oid >= 0:
                     self.bridged += 1
                     claimed.add(oid)
                     out[i] = oid
         for i in (int(k) for k in np.flatnonzero(out >= 0)):
-            sig = sigs.get(i)
-            if sig is None:
-                sig = self._signature(det, i, image)
-            self._remember(int(out[i]), det, i, sig, int(groups[i]), t, i not in taken_back)
+            self._remember(int(out[i]), det, i, sig_of(i), int(groups[i]), t,
+                           i not in taken_back)
         self._forget(t)
         return out
 
-    def _unhijack(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
-                  t: float, out: np.ndarray, claimed: set[int],
-                  sigs: dict[int, np.ndarray]) -> set[int]:
+    def _unhijack(self, det: Detections, groups: np.ndarray,
+                  sig_of: Callable[[int], np.ndarray], t: float, out: np.ndarray,
+                  claimed: set[int]) -> set[int]:
         """A tracker track that jumped onto another object (it no longer looks like itself):
         if a track that just vanished sits under the detection and looks like it, or one lost
         within the window overlaps it and looks clearly more like it, the detection gets
@@ -192,7 +196,7 @@ class Reidentifier:
         taken_back = set()
         for i in (int(k) for k in np.flatnonzero(out >= 0)):
             oid = int(out[i])
-            sigs[i] = sig = self._signature(det, i, image)
+            sig = sig_of(i)
             own = self._tracks[oid].signature
             if not sig.any() or not own.any():
                 continue
@@ -214,8 +218,8 @@ class Reidentifier:
                 taken_back.add(i)
         return taken_back
 
-    def _unswap(self, det: Detections, groups: np.ndarray, image: np.ndarray | None,
-                out: np.ndarray, sigs: dict[int, np.ndarray], skip: set[int]) -> None:
+    def _unswap(self, det: Detections, groups: np.ndarray,
+                sig_of: Callable[[int], np.ndarray], out: np.ndarray, skip: set[int]) -> None:
         """Two tracker tracks that crossed and came out on each other's objects: each
         detection looks unlike its own track and like the other's. The output ids go back
         to their objects and the tracker ids are mapped the other way from now on."""
@@ -223,9 +227,7 @@ class Reidentifier:
         for i in (int(k) for k in np.flatnonzero(out >= 0)):
             if i in skip or det.track_ids[i] < 0:
                 continue
-            sig = sigs.get(i)
-            if sig is None:
-                sigs[i] = sig = self._signature(det, i, image)
+            sig = sig_of(i)
             own = self._tracks[int(out[i])].signature
             if sig.any() and own.any() and similarity(sig, own) < self.min_similarity:
                 odd.append(i)
@@ -235,8 +237,9 @@ class Reidentifier:
                 a, b = self._tracks[int(out[i])], self._tracks[int(out[j])]
                 if groups[i] != b.group or groups[j] != a.group:
                     continue
-                ib, ja = similarity(sigs[i], b.signature), similarity(sigs[j], a.signature)
-                gain = ib + ja - similarity(sigs[i], a.signature) - similarity(sigs[j], b.signature)
+                si, sj = sig_of(i), sig_of(j)
+                ib, ja = similarity(si, b.signature), similarity(sj, a.signature)
+                gain = ib + ja - similarity(si, a.signature) - similarity(sj, b.signature)
                 if min(ib, ja) >= self.min_similarity and gain > SWAP_GAIN:
                     pairs.append((gain, i, j))
         done: set[int] = set()
