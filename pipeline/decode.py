@@ -17,6 +17,7 @@ import torch
 
 from engines.spec import Layout, ModelSpec, Task
 from pipeline.errors import ConfigError
+from pipeline.mask_overlap import suppress_covered
 from pipeline.masks import decode_masks, mask_boxes
 from pipeline.nms import nms
 from pipeline.types import ClassMap, Detections, Letterbox
@@ -30,9 +31,13 @@ class DecodeParams:
     classes: tuple[int, ...] = ()  # keep only these class ids; empty keeps all
     agnostic: bool = False  # NMS across classes (Ultralytics' agnostic_nms)
     mask_threshold: float = 0.5
+    # drop a detection when more than this share of its mask lies under the mask of a
+    # higher-scoring one (of its class, or any class when agnostic); 1 keeps all, as
+    # Ultralytics does
+    mask_overlap: float = 1.0
 
     def __post_init__(self) -> None:
-        for key in ("conf", "iou", "mask_threshold"):
+        for key in ("conf", "iou", "mask_threshold", "mask_overlap"):
             v = getattr(self, key)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"decode.{key}: expected a number in [0, 1], got {v}")
@@ -110,6 +115,13 @@ class YoloSegDecoder:
         src = box.to_source(xyxy)
         boxes = mask_boxes(src, box.source_wh)
         masks = decode_masks(protos[0], coefs, boxes, box, self.params.mask_threshold)
+        if self.params.mask_overlap < 1.0 and n > 1:
+            groups = np.zeros_like(class_ids) if self.params.agnostic else class_ids
+            keep = suppress_covered(boxes, masks, groups, self.params.mask_overlap)
+            if len(keep) < n:
+                src, scores, class_ids, boxes = src[keep], scores[keep], class_ids[keep], boxes[keep]
+                masks = tuple(masks[k] for k in keep)
+                n = len(keep)
         return Detections(
             xyxy=src, scores=scores.astype(np.float32), class_ids=class_ids.astype(np.int32),
             track_ids=np.full(n, -1, np.int64), mask_boxes=boxes, masks=masks,
