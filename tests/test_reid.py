@@ -66,10 +66,10 @@ def _reid() -> Reidentifier:
     return Reidentifier(window_s=2.0, min_similarity=0.8, max_distance=2.0, horizon_s=4.0)
 
 
-def _car_lost(f: int, until: int, seen_as: int | None) -> dict[int, int]:
+def _car_lost(f: int, until: int, seen_as: int | None, then: int = 999) -> dict[int, int]:
     """Tracker ids per ground-truth id: the tracker follows every object, but for car KEEP
-    reports ``seen_as`` (None: nothing) from frame 15 until ``until`` and a new track 999
-    after that."""
+    reports ``seen_as`` (None: nothing) from frame 15 until ``until`` and track ``then``
+    (by default a new one) after that."""
     ids = {gt: 100 + gt for gt in range(10)}
     if 15 <= f < until:
         if seen_as is None:
@@ -77,7 +77,7 @@ def _car_lost(f: int, until: int, seen_as: int | None) -> dict[int, int]:
         else:
             ids[KEEP] = seen_as
     elif f >= until:
-        ids[KEEP] = 999
+        ids[KEEP] = then
     return ids
 
 
@@ -175,19 +175,9 @@ def test_a_track_that_jumped_a_while_after_its_object_was_lost_gives_it_back() -
     """Car KEEP unseen for frames 15-24 (0.4 s, longer than a bridge); from frame 25 the
     track of car 5 (gone after frame 23) reports it. It looks like car KEEP, not car 5:
     it keeps car KEEP's id every frame, and car 5's id never lands on it."""
-    frames = _frames()
     other = 5
-
-    def late_jump(f: int) -> dict[int, int]:
-        ids = {gt: 100 + gt for gt in range(10)}
-        if 15 <= f < 25:
-            ids.pop(KEEP)
-        elif f >= 25:
-            ids[KEEP] = 100 + other
-        return ids
-
     reid = _reid()
-    out = _run(reid, frames, late_jump)
+    out = _run(reid, _frames(), lambda f: _car_lost(f, 25, None, then=100 + other))
     car, other_id = out[10][KEEP], out[10][other]
     assert [out[f][KEEP] for f in range(25, 40)] == [car] * 15
     assert other_id != car and reid.unhijacked == 15
