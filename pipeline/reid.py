@@ -197,10 +197,9 @@ class Reidentifier:
         for i in (int(k) for k in np.flatnonzero(out >= 0)):
             oid = int(out[i])
             sig = sig_of(i)
-            own = self._tracks[oid].signature
-            if not sig.any() or not own.any():
+            own_sim = self._own_similarity(sig, oid)
+            if own_sim is None:
                 continue
-            own_sim = similarity(sig, own)
             other = -1
             if own_sim < self.hijack_sim:
                 other = self._best(det.xyxy[i], sig, int(groups[i]), t, claimed, self.bridge_s,
@@ -227,9 +226,8 @@ class Reidentifier:
         for i in (int(k) for k in np.flatnonzero(out >= 0)):
             if i in skip or det.track_ids[i] < 0:
                 continue
-            sig = sig_of(i)
-            own = self._tracks[int(out[i])].signature
-            if sig.any() and own.any() and similarity(sig, own) < self.min_similarity:
+            own_sim = self._own_similarity(sig_of(i), int(out[i]))
+            if own_sim is not None and own_sim < self.min_similarity:
                 odd.append(i)
         pairs = []
         for n, i in enumerate(odd):
@@ -251,6 +249,12 @@ class Reidentifier:
             self._out[int(det.track_ids[i])] = int(out[i])
             self._out[int(det.track_ids[j])] = int(out[j])
             self.unswapped += 1
+
+    def _own_similarity(self, sig: np.ndarray, oid: int) -> float | None:
+        """How much a detection's signature looks like track ``oid``'s; None when either
+        is blank (no pixels to compare)."""
+        own = self._tracks[oid].signature
+        return similarity(sig, own) if sig.any() and own.any() else None
 
     def _remember(self, oid: int, det: Detections, i: int, sig: np.ndarray, group: int,
                   t: float, own_tracker_track: bool) -> None:
