@@ -51,6 +51,11 @@ SWAP_GAIN = 0.2
 # and looks clearly more like it (by TAKE_MARGIN)
 TAKE_IOU = 0.2
 TAKE_MARGIN = 0.15
+# a lost track last seen touching the frame's border (within EDGE_PX) whose predicted box
+# now lies less than LEFT_SHARE inside the frame has left it and is not brought back: a car
+# leaving at the edge is not the one beside it. One that vanished inside the frame is hidden.
+LEFT_SHARE = 0.5
+EDGE_PX = 2.0
 
 
 @dataclass
@@ -119,6 +124,7 @@ class Reidentifier:
         self._out: dict[int, int] = {}  # tracker id → output id
         self._seen: dict[int, float] = {}  # tracker id → last time seen
         self._next = 1
+        self._frame_wh: tuple[int, int] | None = None
         self.revived = 0  # new tracker tracks given a lost track's id back
         self.bridged = 0  # untracked detections given a just-lost track's id
         self.unhijacked = 0  # detections taken back from a track that jumped onto them
@@ -130,6 +136,8 @@ class Reidentifier:
         it continues a track lost a moment ago). ``groups``: each detection's class group;
         ``t``: the frame's time in seconds."""
         out = np.full(len(det), -1, np.int64)
+        if image is not None:
+            self._frame_wh = (int(image.shape[1]), int(image.shape[0]))
         claimed: set[int] = set()
         fresh: list[int] = []
         untracked: list[int] = []
@@ -305,6 +313,8 @@ class Reidentifier:
             gap = t - track.last_t
             if oid in claimed or track.group != group or not 0 < gap <= within:
                 continue
+            if self._has_left(track, t):
+                continue
             near = np.stack([track.predicted(t), track.box])
             diag = float(np.hypot(*(track.box[2:] - track.box[:2])))
             dist = np.hypot(*(centre - (near[:, :2] + near[:, 2:]) / 2).T).min()
@@ -317,6 +327,21 @@ class Reidentifier:
             if sim + overlap > best_score:
                 best, best_score = oid, sim + overlap
         return best
+
+    def _has_left(self, track: _Track, t: float) -> bool:
+        """Whether ``track`` was last seen at the border and has since moved out: less
+        than LEFT_SHARE of its predicted box at ``t`` lies inside the frame."""
+        if self._frame_wh is None:
+            return False
+        w, h = self._frame_wh
+        x0, y0, x1, y1 = track.box
+        if min(x0, y0, w - x1, h - y1) > EDGE_PX:
+            return False
+        box = track.predicted(t)
+        area = float((box[2] - box[0]) * (box[3] - box[1]))
+        inside = (max(0.0, min(box[2], w) - max(box[0], 0.0))
+                  * max(0.0, min(box[3], h) - max(box[1], 0.0)))
+        return area > 0 and inside < LEFT_SHARE * area
 
     def _forget(self, t: float) -> None:
         for oid in [o for o, tr in self._tracks.items() if t - tr.last_t > self.horizon_s]:

@@ -218,6 +218,28 @@ def test_a_lost_track_is_looked_for_where_it_was_too() -> None:
     assert reid.revived == 1
 
 
+def test_a_track_that_left_the_frame_is_not_brought_back(monkeypatch) -> None:
+    """Car KEEP drives out at the left border (200 px/s, last seen touching it), and a
+    car that looks the same appears where it was 0.24 s later: that is another car. The
+    same detection after a track that vanished inside the frame (hidden, not gone) gets
+    the old id, as it does here with the border rule turned off."""
+    def exits(f: int, det: Detections, ids: dict[int, int]) -> None:
+        if KEEP not in ids or not (11 <= f < 15 or f >= 20):
+            return
+        k = int(np.flatnonzero(det.track_ids == ids[KEEP])[0])
+        x0 = 8.0 * (14 - f) if f < 15 else 0.0
+        det.xyxy[k, [0, 2]] = [x0, x0 + det.xyxy[k, 2] - det.xyxy[k, 0]]
+
+    frames = _frames()
+    reid = _reid()
+    out = _run(reid, frames, _lost_and_new, edit=exits)
+    assert out[25][KEEP] != out[10][KEEP] and reid.revived == 0
+    monkeypatch.setattr("pipeline.reid.EDGE_PX", -1.0)  # no track ever counts as gone
+    reid = _reid()
+    out = _run(reid, frames, _lost_and_new, edit=exits)
+    assert out[25][KEEP] == out[10][KEEP] and reid.revived == 1
+
+
 def test_a_track_counts_as_the_class_it_was_seen_as_most_often() -> None:
     """Car KEEP is called a person in its first two frames (as a small model does), a car
     after that; lost in frames 15-19, it comes back as a car under its old id."""
