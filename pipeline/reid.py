@@ -13,7 +13,7 @@ Repairs of the tracker's own association, all by appearance:
   covers the predicted box of a track that vanished a moment ago (``BRIDGE_S``) and looks
   like it gets that id at once;
 - a detection that a different tracker track has jumped onto (it looks unlike that track)
-  is given back, frame by frame, to the lost track it looks like and sits on;
+  is given back, frame by frame, to the lost track nearby that it looks like;
 - two tracker tracks that came out of a crossing on each other's objects (each detection
   looks like the other track) are swapped back, and their ids stay mapped that way.
 
@@ -47,9 +47,9 @@ HIJACK_SIM = 0.7
 # two such tracks that each look more like the other (by this much, summed) are swapped back
 SWAP_GAIN = 0.2
 # a track that merely looks less like itself than it should (below min_similarity) loses
-# its detection only to a track lost within the window that overlaps the detection (TAKE_IOU)
-# and looks clearly more like it (by TAKE_MARGIN)
-TAKE_IOU = 0.2
+# its detection only to a track lost within the window, near it (the revival distance; its
+# box need not overlap: merged and split boxes jump) that looks clearly more like it (by
+# TAKE_MARGIN)
 TAKE_MARGIN = 0.15
 # a lost track last seen touching the frame's border (within EDGE_PX) whose predicted box
 # now lies less than LEFT_SHARE inside the frame has left it and is not brought back: a car
@@ -198,7 +198,7 @@ class Reidentifier:
                   claimed: set[int]) -> set[int]:
         """A tracker track that jumped onto another object (it no longer looks like itself):
         if a track that just vanished sits under the detection and looks like it, or one lost
-        within the window overlaps it and looks clearly more like it, the detection gets
+        within the window is near it and looks clearly more like it, the detection gets
         that track's id, this frame, and the jumping track's state is left as it was.
         Returns those rows."""
         taken_back = set()
@@ -214,7 +214,7 @@ class Reidentifier:
                                    self.bridge_iou)
             if other < 0 and own_sim < self.min_similarity:
                 other = self._best(det.xyxy[i], sig, int(groups[i]), t, claimed, self.window_s,
-                                   TAKE_IOU)
+                                   0.0)
                 if other >= 0 and similarity(sig, self._tracks[other].signature) < own_sim + TAKE_MARGIN:
                     other = -1
             if other >= 0:

@@ -183,6 +183,24 @@ def test_a_track_that_jumped_a_while_after_its_object_was_lost_gives_it_back() -
     assert other_id != car and reid.unhijacked == 15
 
 
+def test_a_jumping_track_gives_back_an_object_whose_box_had_drifted_away() -> None:
+    """As above, but car KEEP's box drifted 8 px a frame to the right in its last frames
+    (boxes do that while an object slides behind another or two merge), so no box of
+    the lost track overlaps the detection the other track took: it still goes back."""
+    other = 5
+
+    def drift(f: int, det: Detections, ids: dict[int, int]) -> None:
+        if 11 <= f < 15:
+            k = int(np.flatnonzero(det.track_ids == ids[KEEP])[0])
+            det.xyxy[k, [0, 2]] += 8 * (f - 10)
+
+    reid = _reid()
+    out = _run(reid, _frames(), lambda f: _car_lost(f, 25, None, then=100 + other),
+               edit=drift)
+    assert [out[f][KEEP] for f in range(25, 40)] == [out[10][KEEP]] * 15
+    assert reid.unhijacked == 15
+
+
 def test_two_tracks_that_swapped_objects_are_swapped_back() -> None:
     """Cars KEEP and 5 (different colours) both in view; from frame 14 the tracker reports
     each with the other's track. Both keep their ids, and the tracker's ids are mapped the
