@@ -238,9 +238,9 @@ def test_a_lost_track_is_looked_for_where_it_was_too() -> None:
 
 def test_a_track_that_left_the_frame_is_not_brought_back(monkeypatch) -> None:
     """Car KEEP drives out at the left border (200 px/s, last seen touching it), and a
-    car that looks the same appears where it was 0.24 s later: that is another car. The
-    same detection after a track that vanished inside the frame (hidden, not gone) gets
-    the old id, as it does here with the border rule turned off."""
+    car that looks the same appears where it was 0.24 s later: that is another car, so
+    it gets a new id. With the border rule turned off it would have taken car KEEP's id,
+    as it does for a track that vanished inside the frame (hidden, not gone)."""
     def exits(f: int, det: Detections, ids: dict[int, int]) -> None:
         if KEEP not in ids or not (11 <= f < 15 or f >= 20):
             return
