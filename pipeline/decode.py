@@ -105,8 +105,7 @@ class YoloSegDecoder:
         protos = _tensor(outputs[self.spec.protos_name])
         xyxy, scores, class_ids, coefs = self.candidates(preds)
         if self.spec.layout is not Layout.END2END:
-            groups = np.zeros_like(class_ids) if self.params.agnostic else class_ids
-            keep = nms(xyxy, scores, groups, self.params.iou, self.params.max_det)
+            keep = nms(xyxy, scores, self._groups(class_ids), self.params.iou, self.params.max_det)
             xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
             coefs = coefs[torch.from_numpy(keep).to(coefs.device)]
         n = len(scores)
@@ -115,18 +114,21 @@ class YoloSegDecoder:
         src = box.to_source(xyxy)
         boxes = mask_boxes(src, box.source_wh)
         masks = decode_masks(protos[0], coefs, boxes, box, self.params.mask_threshold)
-        if self.params.mask_overlap < 1.0 and n > 1:
-            groups = np.zeros_like(class_ids) if self.params.agnostic else class_ids
-            keep = suppress_covered(boxes, masks, groups, self.params.mask_overlap)
-            if len(keep) < n:
-                src, scores, class_ids, boxes = src[keep], scores[keep], class_ids[keep], boxes[keep]
-                masks = tuple(masks[k] for k in keep)
-                n = len(keep)
-        return Detections(
+        det = Detections(
             xyxy=src, scores=scores.astype(np.float32), class_ids=class_ids.astype(np.int32),
             track_ids=np.full(n, -1, np.int64), mask_boxes=boxes, masks=masks,
             class_names=self.spec.class_names,
         )
+        if self.params.mask_overlap < 1.0 and n > 1:
+            keep = suppress_covered(boxes, masks, self._groups(class_ids), self.params.mask_overlap)
+            if len(keep) < n:
+                det = det.take(keep)
+        return det
+
+    def _groups(self, class_ids: np.ndarray) -> np.ndarray:
+        """What NMS and mask-overlap suppression compare within: the class, or one group
+        for all when agnostic."""
+        return np.zeros_like(class_ids) if self.params.agnostic else class_ids
 
 
 class SemanticDecoder:

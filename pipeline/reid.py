@@ -313,9 +313,10 @@ class Reidentifier:
             gap = t - track.last_t
             if oid in claimed or track.group != group or not 0 < gap <= within:
                 continue
-            if self._has_left(track, t):
+            predicted = track.predicted(t)
+            if self._has_left(track.box, predicted):
                 continue
-            near = np.stack([track.predicted(t), track.box])
+            near = np.stack([predicted, track.box])
             diag = float(np.hypot(*(track.box[2:] - track.box[:2])))
             dist = np.hypot(*(centre - (near[:, :2] + near[:, 2:]) / 2).T).min()
             if dist > self.max_distance * diag:
@@ -328,16 +329,15 @@ class Reidentifier:
                 best, best_score = oid, sim + overlap
         return best
 
-    def _has_left(self, track: _Track, t: float) -> bool:
-        """Whether ``track`` was last seen at the border and has since moved out: less
-        than LEFT_SHARE of its predicted box at ``t`` lies inside the frame."""
+    def _has_left(self, last: np.ndarray, box: np.ndarray) -> bool:
+        """Whether a track last seen at ``last`` was at the border and has since moved
+        out: less than LEFT_SHARE of its predicted ``box`` lies inside the frame."""
         if self._frame_wh is None:
             return False
         w, h = self._frame_wh
-        x0, y0, x1, y1 = track.box
+        x0, y0, x1, y1 = last
         if min(x0, y0, w - x1, h - y1) > EDGE_PX:
             return False
-        box = track.predicted(t)
         area = float((box[2] - box[0]) * (box[3] - box[1]))
         inside = (max(0.0, min(box[2], w) - max(box[0], 0.0))
                   * max(0.0, min(box[3], h) - max(box[1], 0.0)))

@@ -49,17 +49,20 @@ def test_a_partial_duplicate_goes_and_an_occluded_neighbour_stays() -> None:
     assert suppress_covered(boxes, masks, np.zeros(4, int), 1.0).tolist() == [0, 1, 2, 3]
 
 
-def _matches(det, instances, shape) -> tuple[int, int]:
-    """(true positives, false positives) at mask IoU 0.5, one detection per instance of
-    at least 300 visible pixels (what the scenes annotate)."""
+def _full_masks(det, shape) -> list[np.ndarray]:
+    return [det.full_mask(j, np.zeros(shape, np.uint8)).astype(bool) for j in range(len(det))]
+
+
+def _matches(full, instances) -> tuple[int, int]:
+    """(true positives, false positives) of full-frame masks at mask IoU 0.5, one per
+    instance of at least 300 visible pixels (what the scenes annotate)."""
     used: set[int] = set()
-    full = [det.full_mask(j, np.zeros(shape, np.uint8)).astype(bool) for j in range(len(det))]
     for g in (g for g in instances if g.mask.sum() >= 300):
         ious = [(m & g.mask).sum() / max(1, (m | g.mask).sum()) if j not in used else 0.0
                 for j, m in enumerate(full)]
         if ious and max(ious) >= 0.5:
             used.add(int(np.argmax(ious)))
-    return len(used), len(det) - len(used)
+    return len(used), len(full) - len(used)
 
 
 def test_demo_model_duplicates_go_and_its_objects_stay() -> None:
@@ -80,13 +83,11 @@ def test_demo_model_duplicates_go_and_its_objects_stay() -> None:
         frame = pre.process(Frame("scene", seq, seq / 25, 0, image))
         outputs = engine.infer({spec.input_name: frame.tensor})
         for name, dec in (("plain", plain), ("suppressing", suppressing)):
-            det = dec(outputs, frame.letterbox)
-            t, f = _matches(det, instances, image.shape[:2])
+            full = _full_masks(dec(outputs, frame.letterbox), image.shape[:2])
+            t, f = _matches(full, instances)
             tp[name] += t
             fp[name] += f
             if name == "suppressing":
-                full = [det.full_mask(j, np.zeros(image.shape[:2], np.uint8)).astype(bool)
-                        for j in range(len(det))]
                 for j, b in enumerate(full):
                     for a in full[:j]:
                         assert (a & b).sum() <= 0.4 * max(1, b.sum())
