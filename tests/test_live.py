@@ -251,8 +251,11 @@ def test_latency_stays_bounded_when_the_model_is_slower_than_the_camera(tmp_path
         seen: list[tuple[float, float]] = []  # (arrival, capture) wall-clock seconds
         try:
             offset = 0
-            t_start = time.monotonic()
-            while time.monotonic() - t_start < 36:
+            # watch 31 s of frames after warm-up, however long start-up took on a busy
+            # machine (36 s from launch fell short once); a stalled stream ends at 60 s
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (len(seen) <= 10
+                                                   or seen[-1][1] - seen[10][1] < 31):
                 time.sleep(0.01)
                 if not meta.exists():
                     continue
