@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engines.base import Engine, TensorInfo
+from engines.errors import ModelError
 from engines.spec import Layout, ModelSpec, Resize, Task, read_spec
-from pipeline.errors import ModelError
 
 __all__ = ["Engine", "Layout", "ModelSpec", "Resize", "Task", "TensorInfo", "open_engine",
            "read_spec", "resolve_device"]

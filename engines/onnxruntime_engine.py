@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from engines.base import TensorInfo
-from pipeline.errors import BackendUnavailable, ModelError
+from engines.base import Backend, IoKind, TensorInfo, batch_range_of
+from engines.errors import BackendUnavailable, ModelError
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
            "tensor(int64)": "int64", "tensor(int32)": "int32"}
@@ -62,12 +62,27 @@ class OnnxRuntimeEngine:
         )
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self._output_names = [o.name for o in self.outputs]
+        self.backend = Backend.ONNXRUNTIME
+        self.io = IoKind.NUMPY
+        self.outputs_reused = False  # every run returns fresh arrays
+        self.stream = None
+        self.batch_range = batch_range_of(self.inputs[0].shape) if self.inputs else (1, 1)
 
     def infer(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Run once. feeds: name → array (float32 NCHW for images)."""
-        arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in feeds.items()}
+        """Run once. feeds: name → array (float32 NCHW for images; torch CPU tensors too)."""
+        arrays = {k: np.ascontiguousarray(v.numpy() if hasattr(v, "numpy") else np.asarray(v))
+                  for k, v in feeds.items()}
         results = self._session.run(self._output_names, arrays)
         return dict(zip(self._output_names, results, strict=True))
+
+    def warmup(self) -> None:
+        """One run on zeros at the input's shape (dynamic dimensions taken as 1, or 640)."""
+        feeds = {}
+        for t in self.inputs:
+            shape = [d if isinstance(d, int) and d > 0 else (1 if k == 0 else 640)
+                     for k, d in enumerate(t.shape)]
+            feeds[t.name] = np.zeros(shape, np.dtype(t.dtype))
+        self.infer(feeds)
 
     def close(self) -> None:
         self._session = None

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from engines.base import Engine, TensorInfo
-from pipeline.errors import ModelError
+from engines.errors import ModelError
 
 
 class Task(enum.Enum):

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.config import Config, load_config, override
-from pipeline.errors import PipelineError
+from pipeline.errors import MaskstreamError
 
 log = logging.getLogger("maskstream")
 
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _parser().error("run: give a SOURCE (or a --config with source.uri or sources)")
             return cmd_run(args)
         return cmd_info(args)
-    except PipelineError as exc:
+    except MaskstreamError as exc:
         if args.debug:
             raise
         print(f"maskstream: error: {exc}", file=sys.stderr)

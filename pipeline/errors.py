@@ -1,17 +1,19 @@
-"""Exception hierarchy: one root, subclasses also inherit the matching builtin."""
+"""The pipeline's errors. One root for the whole project, :class:`MaskstreamError`
+(``engines/errors.py``); subclasses also inherit the matching builtin."""
 
 from __future__ import annotations
 
+from engines.errors import BackendUnavailable, EngineError, MaskstreamError, ModelError
 
-class PipelineError(Exception):
-    """Root of every error maskstream raises on purpose."""
+__all__ = ["BackendUnavailable", "ConfigError", "EngineError", "MaskstreamError", "ModelError",
+           "SinkError", "SourceError", "SourceTimeout", "TruncatedSource"]
 
 
-class ConfigError(PipelineError, ValueError):
+class ConfigError(MaskstreamError, ValueError):
     """A config file, key or value is wrong."""
 
 
-class SourceError(PipelineError, IOError):
+class SourceError(MaskstreamError, OSError):
     """A source cannot be opened or read."""
 
 
@@ -23,13 +25,5 @@ class TruncatedSource(SourceError):
     """A file source broke off mid-stream; the frames before the break were delivered."""
 
 
-class ModelError(PipelineError, ValueError):
-    """A model file is missing, unreadable, or has a layout maskstream does not know."""
-
-
-class SinkError(PipelineError, IOError):
+class SinkError(MaskstreamError, OSError):
     """An output cannot be opened or written."""
-
-
-class BackendUnavailable(PipelineError, ImportError):
-    """An optional backend (TensorRT, CUDA, a display) is not installed on this machine."""

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Generic, TypeVar
 
-from pipeline.errors import PipelineError
+from pipeline.errors import MaskstreamError
 
 T = TypeVar("T")
 
@@ -29,11 +29,11 @@ class Overflow(enum.Enum):
     DROP_NEWEST = "drop_newest"  # the new item is discarded
 
 
-class Closed(PipelineError):
+class Closed(MaskstreamError):
     """The ring was closed (and, for ``get``, drained)."""
 
 
-class RingTimeout(PipelineError, TimeoutError):
+class RingTimeout(MaskstreamError, TimeoutError):
     """A ``put`` or ``get`` waited longer than its timeout."""
 
 
