@@ -26,17 +26,17 @@ demo: setup $(DEMO_VIDEO)
 	@echo "demo: video out/demo.mp4, metadata out/demo.jsonl, ground truth $(basename $(DEMO_VIDEO)).coco.json"
 
 $(DEMO_VIDEO): tools/make_scenes.py | setup
-	$(PY) tools/make_scenes.py --seed $(DEMO_SEED) --frames 250 --out $(dir $@)
+	$(PY) -m tools.make_scenes --seed $(DEMO_SEED) --frames 250 --out $(dir $@)
 
 # demo-model accuracy on the demo clip (mask mAP, MOTA/IDF1 through the whole pipeline)
 evaluate: setup $(DEMO_VIDEO)
-	$(PY) tools/evaluate.py --model $(DEMO_MODEL) --config configs/demo.yaml --scene $(basename $(DEMO_VIDEO))
+	$(PY) -m tools.evaluate --model $(DEMO_MODEL) --config configs/demo.yaml --scene $(basename $(DEMO_VIDEO))
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) tools/bench.py --model $(BENCH_MODEL) --video $(BENCH_VIDEO)
+	$(PY) -m tools.bench --model $(BENCH_MODEL) --video $(BENCH_VIDEO)
 
 lint: setup
 	$(VENV)/bin/ruff check pipeline engines tools tests

@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    from pipeline.track import TrackerKind
+    from pipeline.track.tracker import TrackerKind
 
     cfg = load_config(args.config)
     if args.sources:

@@ -16,12 +16,12 @@ from typing import Any
 
 import yaml
 
-from pipeline.decode import DecodeParams
+from pipeline.decode.yolo import DecodeParams
 from pipeline.errors import ConfigError
-from pipeline.live import LiveParams
-from pipeline.render import RenderParams
-from pipeline.ring import Overflow
-from pipeline.track import TrackParams
+from pipeline.io.live import LiveParams
+from pipeline.render.render import RenderParams
+from pipeline.runtime.ring import Overflow
+from pipeline.track.tracker import TrackParams
 
 
 @dataclass(frozen=True)

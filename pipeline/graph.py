@@ -11,19 +11,19 @@ import cv2
 import torch
 
 from engines import ModelSpec, open_engine, read_spec, resolve_device
-from pipeline.capture import open_source
 from pipeline.config import Config
+from pipeline.decode.postprocess import Postprocess
 from pipeline.errors import ConfigError
-from pipeline.infer import Infer
-from pipeline.metrics import StageStats
-from pipeline.postprocess import Postprocess
-from pipeline.preprocess import Preprocess
-from pipeline.prometheus import MetricsServer
-from pipeline.render import Render
-from pipeline.ring import Overflow
-from pipeline.runner import Pipeline
-from pipeline.sink import is_network, needs_render, open_sink
-from pipeline.stage import Sink, Source
+from pipeline.infer.infer import Infer
+from pipeline.infer.preprocess import Preprocess
+from pipeline.io.sinks import is_network, needs_render, open_sink
+from pipeline.io.sources import open_source
+from pipeline.render.render import Render
+from pipeline.runtime.metrics import StageStats
+from pipeline.runtime.prometheus import MetricsServer
+from pipeline.runtime.ring import Overflow
+from pipeline.runtime.runner import Pipeline
+from pipeline.runtime.stage import Sink, Source
 from pipeline.types import Frame
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pipeline.runner import RunReport
+from pipeline.runtime.runner import RunReport
 
 
 def _ms(seconds: float) -> str:

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from tests.conftest import (
+from tests.helpers import (
     TWINLITE,
     UDACITY,
     YOLO_INT8,
+    constant_model,
     ffprobe,
+    fixed_yolo_model,
     fixture_videos,
     interrupt,
     make_video,
@@ -23,7 +25,6 @@ from tests.conftest import (
     run_cli,
     start_cli,
 )
-from tests.onnx_models import constant_model, fixed_yolo_model
 
 needs_ffprobe = pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe")
 

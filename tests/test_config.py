@@ -9,7 +9,7 @@ import pytest
 from pipeline.config import Config, load_config, override
 from pipeline.errors import ConfigError
 from pipeline.graph import expand_outputs, named_sources
-from pipeline.track import TrackerKind
+from pipeline.track.tracker import TrackerKind
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

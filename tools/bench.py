@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput of maskstream on this machine, measured side by side in one run.
 
-    python tools/bench.py --model M.onnx --video V.mp4 [--frames N] [--repeat R] [--json]
+    python -m tools.bench --model M.onnx --video V.mp4 [--frames N] [--repeat R] [--json]
 
 Reports, for the same frames:
   decode      video decoding alone: PyAV and OpenCV, one thread and automatic threads
@@ -27,23 +27,21 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import cv2
 import numpy as np
 import torch
 
 from engines import open_engine, read_spec
 from engines.onnxruntime_engine import OnnxRuntimeEngine
-from pipeline.capture import VideoFileSource
 from pipeline.config import Config, ModelConfig, OutputConfig, SourceConfig
-from pipeline.decode import DecodeParams, YoloSegDecoder
+from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
 from pipeline.graph import build_pipeline
-from pipeline.jsonl_sink import JsonlSink
-from pipeline.preprocess import Preprocess
-from pipeline.render import Render, RenderParams
-from pipeline.track import Tracker, TrackParams
-from pipeline.video_sink import VideoSink
+from pipeline.infer.preprocess import Preprocess
+from pipeline.io.jsonl_sink import JsonlSink
+from pipeline.io.sources import VideoFileSource
+from pipeline.io.video_sink import VideoSink
+from pipeline.render.render import Render, RenderParams
+from pipeline.track.tracker import Tracker, TrackParams
 
 
 def bench_decode(video: Path, frames: int) -> dict[str, float]:

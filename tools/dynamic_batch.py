@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Give an ONNX model a dynamic batch dimension, and prove the result batches correctly.
 
-    python tools/dynamic_batch.py IN.onnx OUT.onnx
+    python -m tools.dynamic_batch IN.onnx OUT.onnx
 
 Most exports fix the batch at 1 (``images [1, 3, H, W]``) and bake that 1 into their
 Reshape shapes. This marks dimension 0 of every input and output as ``batch`` and turns

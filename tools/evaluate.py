@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Accuracy of a model, or of a JSONL the pipeline wrote, against an annotated clip.
 
-    python tools/evaluate.py --model M.onnx --scene out/scenes/scene_3 [--config C] [--json]
-    python tools/evaluate.py --jsonl run.jsonl --scene out/scenes/scene_3
+    python -m tools.evaluate --model M.onnx --scene out/scenes/scene_3 [--config C] [--json]
+    python -m tools.evaluate --jsonl run.jsonl --scene out/scenes/scene_3
 
 ``--scene PREFIX`` names the files tools/make_scenes.py wrote: PREFIX.mp4,
 PREFIX.coco.json, PREFIX.mot.txt and, if present, PREFIX.classes/. With ``--model`` the
@@ -23,8 +23,6 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2
 import numpy as np

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Procedural dashcam scenes with exact ground truth, deterministic by seed.
 
-    python tools/make_scenes.py --seed 7 --frames 300 --out scenes/ [--night] [--class-maps]
+    python -m tools.make_scenes --seed 7 --frames 300 --out scenes/ [--night] [--class-maps]
 
 A road in perspective with dashed lane markings scrolling by, cars, trucks and people
 that move, occlude each other, enter and leave; slow lighting changes, camera shake and

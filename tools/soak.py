@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Soak test: run maskstream on a live stream for a long time, watch memory and threads.
 
-    python tools/soak.py --url rtsp://127.0.0.1:8554/cam --model m.onnx [--minutes 10]
-    python tools/soak.py --serve clip.mp4 --model m.onnx      # starts tools/rtsp_server.py
-    python tools/soak.py ... --metrics-port 9108                # also scrape /metrics each sample
+    python -m tools.soak --url rtsp://127.0.0.1:8554/cam --model m.onnx [--minutes 10]
+    python -m tools.soak --serve clip.mp4 --model m.onnx      # starts tools/rtsp_server.py
+    python -m tools.soak ... --metrics-port 9108                # also scrape /metrics each sample
 
 Samples the process's resident memory (VmRSS) and thread count every ``--every`` seconds
 and reports growth after the warm-up (the first ``--warmup`` seconds). Not part of CI.
@@ -20,8 +20,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.config import Config, MetricsConfig, ModelConfig, OutputConfig, SourceConfig
 from pipeline.graph import build_pipeline

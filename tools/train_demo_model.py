@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train maskstream's demo instance-segmentation model on procedural dashcam scenes.
 
-    python tools/train_demo_model.py [--steps 1800] [--seed 0] [--out engines/models/demo-seg.onnx]
+    python -m tools.train_demo_model [--steps 1800] [--seed 0] [--out engines/models/demo-seg.onnx]
 
 Renders training frames from scene seeds 10000+ (evaluation uses seeds below 10000),
 letterboxes them exactly as the pipeline does, trains ``tools/demo_net.DemoSegNet`` on the
@@ -19,13 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import cv2
 import numpy as np
 import torch
 
-from pipeline.preprocess import letterbox
+from pipeline.infer.preprocess import letterbox
 from tools.demo_net import DemoSegNet, ExportWrapper, loss
 from tools.make_scenes import CLASSES, Scene
 

@@ -1,0 +1,1 @@
+"""The model step: preprocessing into the engine's input, and the infer stage."""

@@ -1,0 +1,55 @@
+"""The infer stage: one engine instance per worker; the runner's pool keeps frame order.
+
+With batching on, the runner hands :meth:`Infer.process_batch` several frames (from any
+sources); they go through the engine as one ``[B, 3, H, W]`` call and each frame gets its
+own row of every output, still with a batch dimension of 1, so decoding never knows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from engines.base import Engine
+from engines.spec import ModelSpec
+from pipeline.runtime.stage import Stage
+from pipeline.types import Frame
+
+
+def _stack(tensors: list[Any]) -> Any:
+    if isinstance(tensors[0], np.ndarray):
+        return np.concatenate(tensors, axis=0)
+    import torch  # CUDA backends hand torch tensors around
+
+    return torch.cat(tensors, dim=0)
+
+
+class Infer(Stage):
+    """Runs ``engine`` on ``frame.tensor`` and stores the raw outputs on the frame."""
+
+    name = "infer"
+
+    def __init__(self, engine: Engine, spec: ModelSpec) -> None:
+        self.engine = engine
+        self.input_name = spec.input_name
+
+    def process(self, frame: Frame) -> Frame:
+        outputs = self.engine.infer({self.input_name: frame.tensor})
+        return dataclasses.replace(frame, outputs=outputs, tensor=None)
+
+    def process_batch(self, frames: list[Frame]) -> list[Frame]:
+        if len(frames) == 1:
+            return [self.process(frames[0])]
+        outputs = self.engine.infer({self.input_name: _stack([f.tensor for f in frames])})
+        for name, value in outputs.items():
+            if value.shape[0] != len(frames):
+                raise RuntimeError(f"engine output {name} has {value.shape[0]} rows for a batch "
+                                   f"of {len(frames)}")
+        return [dataclasses.replace(f, tensor=None,
+                                    outputs={name: value[k:k + 1] for name, value in outputs.items()})
+                for k, f in enumerate(frames)]
+
+    def stop(self) -> None:
+        self.engine.close()

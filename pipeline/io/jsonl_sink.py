@@ -1,0 +1,104 @@
+"""Per-frame metadata as JSON Lines, in the DESIGN format.
+
+Boxes and masks are in source pixels; masks are COCO RLE over the full frame
+(``pycocotools.mask.encode``), so any COCO tool reads them. The full-frame mask is made
+here only, one at a time in a reused buffer, because RLE needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from pipeline.errors import SinkError
+from pipeline.runtime.stage import Sink
+from pipeline.types import ClassMap, Detections, Frame
+
+
+class RleEncoder:
+    """COCO RLE of compact masks, through one reused Fortran-ordered frame buffer."""
+
+    def __init__(self) -> None:
+        self._buf = np.zeros((0, 0), np.uint8, order="F")
+
+    def _buffer(self, w: int, h: int) -> np.ndarray:
+        if self._buf.shape != (h, w):
+            self._buf = np.zeros((h, w), np.uint8, order="F")
+        return self._buf
+
+    def encode(self, mask: np.ndarray, box: tuple[int, int, int, int], wh: tuple[int, int]) -> dict:
+        buf = self._buffer(*wh)
+        x0, y0, x1, y1 = box
+        buf[y0:y1, x0:x1] = mask
+        rle = mask_utils.encode(buf)
+        buf[y0:y1, x0:x1] = 0
+        return {"size": [int(wh[1]), int(wh[0])], "counts": rle["counts"].decode("ascii")}
+
+    def encode_full(self, mask: np.ndarray) -> dict:
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        return {"size": [int(mask.shape[0]), int(mask.shape[1])],
+                "counts": rle["counts"].decode("ascii")}
+
+
+def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> list[dict]:
+    out = []
+    for i in range(len(det)):
+        item: dict[str, Any] = {
+            "bbox": [round(float(v), 2) for v in det.xyxy[i]],
+            "score": round(float(det.scores[i]), 4),
+            "class_id": int(det.class_ids[i]),
+            "class_name": det.class_name(int(det.class_ids[i])),
+            "track_id": int(det.track_ids[i]),
+        }
+        if det.masks:
+            item["mask"] = rle.encode(det.masks[i], tuple(det.mask_boxes[i].tolist()), wh)
+        out.append(item)
+    return out
+
+
+def class_maps_json(maps: tuple[ClassMap, ...], wh: tuple[int, int], rle: RleEncoder) -> dict:
+    """Per head, one RLE per class present, over the full source frame."""
+    out: dict[str, list[dict]] = {}
+    for cm in maps:
+        ids = cm.resized(wh)
+        out[cm.head] = [
+            {"class_id": int(c),
+             "class_name": cm.class_names[c] if c < len(cm.class_names) else str(c),
+             "mask": rle.encode_full(ids == c)}
+            for c in np.unique(ids).tolist()
+        ]
+    return out
+
+
+def frame_record(frame: Frame, rle: RleEncoder) -> dict:
+    record: dict[str, Any] = {"source": frame.source_id, "frame": frame.seq,
+                              "pts": round(frame.pts, 6)}
+    det = frame.detections
+    record["detections"] = detections_json(det, frame.wh, rle) if det is not None else []
+    if frame.class_maps:
+        record["class_map"] = class_maps_json(frame.class_maps, frame.wh, rle)
+    return record
+
+
+class JsonlSink(Sink):
+    """One JSON object per line and frame, flushed per line (``tail -f`` friendly)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = f"sink:{self.path.name}"
+        try:
+            # held open for the sink's life; close() ends it
+            self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        except OSError as exc:
+            raise SinkError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._rle = RleEncoder()
+
+    def write(self, frame: Frame) -> None:
+        self._file.write(json.dumps(frame_record(frame, self._rle), separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,240 @@
+"""Live sources: RTSP/HTTP/UDP streams (FFmpeg through PyAV), USB and CSI cameras and
+GStreamer pipelines (OpenCV), with reconnection and a stall watchdog.
+
+- A read that returns nothing for ``read_timeout`` seconds is a stall: the connection is
+  dropped and opened again (PyAV's interrupt-callback timeout, so a stopped server can
+  never hang the thread).
+- Reconnection backs off exponentially with jitter, capped at ``backoff_max``, and goes on
+  forever once the source has delivered a frame: a camera that drops later comes back.
+- A source that never connected gives up after ``first_connect_timeout`` with a clear
+  error, at once for answers that will not change (404, 401, not a video).
+- Credentials in the URL never reach logs, errors or the summary (``pipeline.io.uri``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from pipeline.errors import BackendUnavailable, ConfigError, SourceError
+from pipeline.io.pixels import frame_to_bgr
+from pipeline.io.uri import redact, scrub
+from pipeline.runtime.stage import Source
+from pipeline.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveParams:
+    transport: str = "tcp"  # RTSP lower transport: tcp | udp
+    open_timeout: float = 5.0  # seconds to connect and read the stream header
+    read_timeout: float = 2.0  # a read silent this long is a stall → reconnect
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    first_connect_timeout: float = 5.0  # never connected this long after start → error
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("tcp", "udp"):
+            raise ConfigError(f"live.transport: expected 'tcp' or 'udp', got {self.transport!r}")
+        for key in ("open_timeout", "read_timeout", "backoff_initial", "backoff_max",
+                    "first_connect_timeout"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"live.{key}: expected a number > 0, got {getattr(self, key)}")
+
+
+@dataclass
+class Health:
+    """What a live source has been through; read by the summary and metrics."""
+
+    connected: bool = False
+    connects: int = 0
+    reconnects: int = 0
+    frames: int = 0
+    last_frame: float = 0.0  # time.monotonic() of the last frame
+    last_error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def last_frame_age(self) -> float:
+        return time.monotonic() - self.last_frame if self.last_frame else float("inf")
+
+    def describe(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        age = self.last_frame_age()
+        tail = f", last frame {age:.1f} s ago" if age != float("inf") else ", no frame yet"
+        err = f", last error: {self.last_error}" if self.last_error else ""
+        return f"{state}, {self.reconnects} reconnect(s), {self.frames} frames{tail}{err}"
+
+
+# what cameras and streaming servers send; FFmpeg also "opens" text as ANSI-art video
+STREAM_CODECS = {"h264", "hevc", "mjpeg", "mpeg4", "mpeg2video", "vp8", "vp9", "av1", "rawvideo",
+                 "h263", "jpeg2000"}
+
+
+class _Permanent(Exception):
+    """An answer that retrying will not change (404, 401, not a video)."""
+
+
+def _ffmpeg_reader(url: str, p: LiveParams,
+                   open_timeout: float) -> tuple[Iterator[np.ndarray], Fraction]:
+    import av
+
+    # probe briefly (FFmpeg's default is 5 s of stream, all of it latency). Not
+    # fflags=nobuffer: with it the first frame came 10 s late from gst-rtsp-server here.
+    options = {"analyzeduration": "500000", "probesize": "1000000", "flags": "low_delay"}
+    if url.lower().startswith("rtsp"):
+        options |= {"rtsp_transport": p.transport, "max_delay": "500000"}
+    try:
+        container = av.open(url, options=options, timeout=(open_timeout, p.read_timeout))
+    except (av.HTTPNotFoundError, av.HTTPUnauthorizedError, av.HTTPForbiddenError,
+            av.InvalidDataError) as exc:
+        raise _Permanent(getattr(exc, "strerror", None) or str(exc)) from None
+    if not container.streams.video:
+        container.close()
+        raise _Permanent("no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context.name not in STREAM_CODECS:
+        container.close()
+        raise _Permanent(f"not a video stream (FFmpeg reads it as {stream.codec_context.name!r})")
+    rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            for vf in container.decode(stream):
+                yield frame_to_bgr(vf)
+        finally:
+            container.close()
+
+    return frames(), rate
+
+
+def _opencv_reader(target: str | int, api: int, p: LiveParams,
+                   open_timeout: float) -> tuple[Iterator[np.ndarray], Fraction]:
+    import cv2
+
+    cap = cv2.VideoCapture(target, api, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                                         cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(p.read_timeout * 1000)])
+    if not cap.isOpened():
+        cap.release()
+        raise OSError("could not open")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    raise OSError("read failed")
+                yield image
+        finally:
+            cap.release()
+
+    return frames(), Fraction(fps).limit_denominator(1001)
+
+
+def _gstreamer_pipeline(uri: str) -> str:
+    if uri.startswith("csi://"):
+        sensor = uri.removeprefix("csi://") or "0"
+        return (f"nvarguscamerasrc sensor-id={sensor} ! video/x-raw(memory:NVMM),format=NV12 ! "
+                "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+                "appsink drop=true max-buffers=1 sync=false")
+    return uri.removeprefix("gst://")
+
+
+class LiveSource(Source):
+    """Frames from a stream or camera; never ends on its own once it has connected."""
+
+    live = True
+
+    def __init__(self, uri: str, source_id: str = "src0", params: LiveParams | None = None,
+                 seed: int | None = None) -> None:
+        self.uri = uri
+        self.source_id = source_id
+        self.name = f"source:{source_id}"
+        self.params = params or LiveParams()
+        self.health = Health()
+        self.rate = Fraction(25)
+        self.fps = 25.0
+        self._rng = random.Random(seed)
+        # the give-up clock starts now, so model loading counts against it: the command as
+        # a whole answers within a bounded time (one full attempt is always made)
+        self._created = time.monotonic()
+        if uri.startswith(("csi://", "gst://")):
+            import cv2
+
+            if "GStreamer:                   YES" not in cv2.getBuildInformation():
+                raise BackendUnavailable(
+                    f"{uri.split('://')[0]}:// needs OpenCV built with GStreamer (JetPack's "
+                    "python3-opencv has it; PyPI's opencv-python does not)")
+
+    def __str__(self) -> str:
+        return redact(self.uri)
+
+    def _open(self, open_timeout: float) -> tuple[Iterator[np.ndarray], Fraction]:
+        import cv2
+
+        uri, p = self.uri, self.params
+        if uri.startswith(("csi://", "gst://")):
+            return _opencv_reader(_gstreamer_pipeline(uri), cv2.CAP_GSTREAMER, p, open_timeout)
+        if uri.startswith(("/dev/video", "v4l2://")):
+            return _opencv_reader(uri.removeprefix("v4l2://"), cv2.CAP_V4L2, p, open_timeout)
+        return _ffmpeg_reader(uri, p, open_timeout)
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        p, h = self.params, self.health
+        started = self._created
+        backoff = p.backoff_initial
+        seq = 0
+        while not stop.is_set():
+            try:
+                open_timeout = p.open_timeout
+                if h.frames == 0:  # never connected: stay inside the give-up time
+                    left = started + p.first_connect_timeout - time.monotonic()
+                    open_timeout = max(1.0, min(open_timeout, left))
+                reader, self.rate = self._open(open_timeout)
+                self.fps = float(self.rate)
+                with h.lock:
+                    h.connected, h.connects = True, h.connects + 1
+                log.info("%s: connected", self)
+                for image in reader:
+                    now = time.monotonic()
+                    with h.lock:
+                        h.frames += 1
+                        h.last_frame = now
+                    yield Frame(self.source_id, seq, time.time(), time.monotonic_ns(), image)
+                    seq += 1
+                    backoff = p.backoff_initial
+                    if stop.is_set():
+                        return
+                reason = "stream ended"
+            except _Permanent as exc:
+                reason = scrub(str(exc), self.uri)
+                if h.frames == 0:
+                    raise SourceError(f"{self}: {reason}") from None
+            except Exception as exc:  # noqa: BLE001 - any FFmpeg/OpenCV failure: reconnect
+                reason = scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__,
+                               self.uri)
+            with h.lock:
+                h.connected = False
+                h.last_error = reason
+            if h.frames == 0 and time.monotonic() - started > p.first_connect_timeout:
+                raise SourceError(f"{self}: cannot connect ({reason}) after "
+                                  f"{p.first_connect_timeout:.0f} s")
+            delay = min(backoff, p.backoff_max) * self._rng.uniform(0.8, 1.2)
+            if h.frames == 0:  # never connected: do not sleep past the give-up time
+                delay = min(delay, max(0.0, started + p.first_connect_timeout - time.monotonic()))
+            # before the first frame the final error says it all; later, an outage is news
+            log.log(logging.WARNING if h.frames else logging.INFO,
+                    "%s: %s; reconnecting in %.1f s", self, reason, delay)
+            if stop.wait(delay):
+                return
+            backoff = min(backoff * 2, p.backoff_max)
+            with h.lock:
+                h.reconnects += 1

@@ -1,0 +1,1 @@
+"""Overlays: masks, boxes, labels, trails and class maps drawn on the frame."""

@@ -1,0 +1,1 @@
+"""The runtime: rings, the stage runner and its worker pool, metrics."""

@@ -1,0 +1,1 @@
+"""Multi-object tracking and re-identification."""

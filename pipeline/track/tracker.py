@@ -1,0 +1,196 @@
+"""Multi-object tracking: boxes go to a maintained tracker, masks follow by index.
+
+The trackers come from Roboflow's ``trackers`` package (ByteTrack, OC-SORT, BoT-SORT,
+SORT); ``sv.ByteTrack`` was removed from supervision 0.31. Only boxes and scores are
+handed over: each detection carries its row index in ``data``, so the tracker's output
+order maps back to our compact masks without the tracker ever copying them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.errors import ConfigError
+from pipeline.types import Detections
+
+
+class Similarity(enum.Enum):
+    """How a track's predicted box is compared with a detection (the trackers package's
+    metrics): plain IoU, or variants that still score boxes that barely overlap and
+    penalise distance (GIoU, DIoU, CIoU) or widen the boxes first (BIoU)."""
+
+    IOU = "iou"
+    GIOU = "giou"
+    DIOU = "diou"
+    CIOU = "ciou"
+    BIOU = "biou"
+
+
+class TrackerKind(enum.Enum):
+    BYTETRACK = "bytetrack"
+    OCSORT = "ocsort"
+    BOTSORT = "botsort"
+    SORT = "sort"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class TrackParams:
+    """Defaults follow Ultralytics' bytetrack.yaml, not the package's (activation 0.7
+    would leave most detections of a conf-0.25 detector untracked)."""
+
+    kind: TrackerKind = TrackerKind.BYTETRACK
+    lost_track_buffer: int = 30  # frames at 30 FPS a lost track is kept
+    track_activation_threshold: float = 0.25
+    high_conf_det_threshold: float = 0.25  # = decode.conf: every detection is "high"
+    minimum_iou_threshold: float = 0.1
+    minimum_consecutive_frames: int = 1
+    similarity: Similarity = Similarity.IOU
+    # classes tracked apart: each group its own tracker, so an id never passes from a person
+    # to the car it walks in front of; e.g. [[car, truck, bus], [person]]. Classes in no
+    # group share one more tracker. Empty: one tracker for every class.
+    class_groups: tuple[tuple[str, ...], ...] = ()
+    # re-identification (pipeline/track/reid.py): a new track that looks like one of its class
+    # group lost at most reid_window seconds ago, last seen within reid_max_distance box
+    # diagonals, takes that track's id back
+    reid: bool = False
+    reid_window: float = 2.0
+    reid_min_similarity: float = 0.8  # Bhattacharyya coefficient of colour histograms
+    reid_max_distance: float = 2.0
+
+    def __post_init__(self) -> None:
+        for key in ("track_activation_threshold", "high_conf_det_threshold",
+                    "minimum_iou_threshold", "reid_min_similarity"):
+            v = getattr(self, key)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"track.{key}: expected a number in [0, 1], got {v}")
+        if self.reid_window < 0 or self.reid_max_distance < 0:
+            raise ConfigError("track: reid_window and reid_max_distance must be >= 0, got "
+                              f"{self.reid_window} and {self.reid_max_distance}")
+        if self.lost_track_buffer < 0 or self.minimum_consecutive_frames < 1:
+            raise ConfigError(
+                "track: lost_track_buffer must be >= 0 and minimum_consecutive_frames >= 1, "
+                f"got {self.lost_track_buffer} and {self.minimum_consecutive_frames}"
+            )
+
+
+class Tracker:
+    """One tracker per source; ``update`` returns the detections with track ids set.
+
+    Every input detection comes back (untracked ones with id -1), in the tracker's order.
+    """
+
+    def __init__(self, params: TrackParams, frame_rate: float = 30.0,
+                 class_names: tuple[str, ...] = ()) -> None:
+        self.params = params
+        self.frame_rate = frame_rate if frame_rate > 0 else 30.0
+        self._group_of = _class_groups(params.class_groups, class_names)
+        n = int(self._group_of.max()) + 1 if len(self._group_of) else 1
+        self._impls = [self._make() for _ in range(n)]  # all None for kind "none"
+        self._frames = 0
+        self._reid = None
+        if params.reid and params.kind is not TrackerKind.NONE:
+            from pipeline.track.reid import Reidentifier
+
+            self._reid = Reidentifier(params.reid_window, params.reid_min_similarity,
+                                      params.reid_max_distance,
+                                      params.reid_window + params.lost_track_buffer / 30.0)
+
+    def _make(self):  # -> trackers.BaseTracker
+        import trackers
+
+        p = self.params
+        if p.kind is TrackerKind.NONE:
+            return None
+        metric = {Similarity.IOU: trackers.IoU, Similarity.GIOU: trackers.GIoU,
+                  Similarity.DIOU: trackers.DIoU, Similarity.CIOU: trackers.CIoU,
+                  Similarity.BIOU: trackers.BIoU}[p.similarity]
+        common = dict(lost_track_buffer=p.lost_track_buffer, frame_rate=self.frame_rate,
+                      minimum_consecutive_frames=p.minimum_consecutive_frames, iou=metric())
+        threshold = dict(minimum_iou_threshold=p.minimum_iou_threshold)
+        if p.kind is TrackerKind.BYTETRACK:
+            return trackers.ByteTrackTracker(
+                track_activation_threshold=p.track_activation_threshold,
+                high_conf_det_threshold=p.high_conf_det_threshold, **common, **threshold)
+        if p.kind is TrackerKind.OCSORT:
+            return trackers.OCSORTTracker(high_conf_det_threshold=p.high_conf_det_threshold,
+                                          **common, **threshold)
+        if p.kind is TrackerKind.BOTSORT:
+            return trackers.BoTSORTTracker(
+                track_activation_threshold=p.track_activation_threshold,
+                high_conf_det_threshold=p.high_conf_det_threshold, **common)
+        return trackers.SORTTracker(  # SORT
+            track_activation_threshold=p.track_activation_threshold, **common, **threshold)
+
+    def update(self, det: Detections, timestamp: float | None = None,
+               image: np.ndarray | None = None) -> Detections:
+        """Assign track ids. ``timestamp`` (seconds) lets the motion model follow VFR;
+        ``image`` feeds BoT-SORT's camera-motion compensation and re-identification."""
+        if self.params.kind is TrackerKind.NONE:
+            return det
+        self._frames += 1
+        frame = image if self.params.kind is TrackerKind.BOTSORT else None
+        if len(self._impls) == 1:
+            rows, ids = self._update_group(0, det, np.arange(len(det)), frame, timestamp)
+        else:
+            groups = self._group_of[det.class_ids] if len(det) else np.zeros(0, np.int64)
+            parts = [self._update_group(g, det, np.flatnonzero(groups == g), frame, timestamp)
+                     for g in range(len(self._impls))]
+            rows = np.concatenate([r for r, _ in parts])
+            ids = np.concatenate([i for _, i in parts])
+        tracked = _with_track_ids(det.take(rows), ids)
+        if self._reid is not None:
+            t = timestamp if timestamp is not None else self._frames / self.frame_rate
+            # a track comes back only as its own class, or its own group where groups are set
+            kinds = (self._group_of[tracked.class_ids] if self.params.class_groups
+                     else tracked.class_ids.astype(np.int64))
+            tracked = _with_track_ids(tracked, self._reid.update(tracked, kinds, image, t))
+        return tracked
+
+    def _update_group(self, g: int, det: Detections, rows: np.ndarray, frame: np.ndarray | None,
+                      timestamp: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows of ``det``, track ids) from group ``g``'s tracker, in its output order.
+        Ids are made unique across groups as ``id * groups + g``."""
+        import supervision as sv
+
+        boxes = sv.Detections(
+            xyxy=det.xyxy[rows].astype(np.float32), confidence=det.scores[rows],
+            class_id=det.class_ids[rows], data={"row": rows},
+        )
+        out = self._impls[g].update(boxes, frame=frame, timestamp=timestamp)
+        if len(out) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        ids = np.asarray(out.tracker_id, np.int64)
+        n = len(self._impls)
+        if n > 1:
+            ids = np.where(ids >= 0, ids * n + g, -1)
+        return np.asarray(out.data["row"], np.int64), ids
+
+    def reset(self) -> None:
+        for impl in self._impls:
+            if impl is not None:
+                impl.reset()
+        if self._reid is not None:
+            self._reid.reset()
+
+
+def _class_groups(groups: tuple[tuple[str, ...], ...], names: tuple[str, ...]) -> np.ndarray:
+    """Group index per class id; classes in no group get one more group. Empty: all 0."""
+    if not groups:
+        return np.zeros(max(1, len(names)), np.int64)
+    unknown = sorted({n for g in groups for n in g} - set(names))
+    if unknown:
+        raise ConfigError(f"track.class_groups: no class named {', '.join(unknown)} in this "
+                          f"model (it has {', '.join(names)})")
+    index = {n: k for k, g in enumerate(groups) for n in g}
+    rest = len(groups)
+    return np.array([index.get(n, rest) for n in names], np.int64)
+
+
+def _with_track_ids(det: Detections, ids: np.ndarray) -> Detections:
+    import dataclasses
+
+    return dataclasses.replace(det, track_ids=np.asarray(ids, np.int64))

@@ -1,0 +1,233 @@
+"""Shared test helpers, in one module: the real fixtures, small generated videos, tiny
+ONNX models for layouts the fixtures do not cover, a real RTSP server, running the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(os.environ.get("MASKSTREAM_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+VIDEOS = FIXTURES / "videos"
+MODELS = FIXTURES / "models"
+UDACITY = VIDEOS / "udacity_solidWhiteRight.mp4"
+YOLO_INT8 = MODELS / "yolov8n-seg_int8.onnx"
+TWINLITE = MODELS / "twinlitenet_best.onnx"
+
+needs_fixtures = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason=f"real fixtures not found at {FIXTURES} (they sit beside "
+    "the project in CI; set MASKSTREAM_FIXTURES to use another folder)")
+
+
+def fixture_videos() -> list[Path]:
+    return sorted(VIDEOS.glob("*.mp4")) if VIDEOS.is_dir() else []
+
+
+def pattern(i: int, w: int, h: int) -> np.ndarray:
+    """A frame that tells its index and orientation apart: gradient, a block that moves."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, :, 0] = np.linspace(0, 255, w, dtype=np.uint8)[None, :]
+    img[:, :, 1] = np.linspace(0, 255, h, dtype=np.uint8)[:, None]
+    x = (i * 7) % max(1, w - 16)
+    img[4:20, x:x + 16] = (255, 255, 255)
+    return img
+
+
+def make_video(path: Path, n: int = 30, w: int = 160, h: int = 96, rate: Fraction = Fraction(25),
+               pts: list[int] | None = None, time_base: Fraction | None = None,
+               faststart: bool = False, lossless: bool = True) -> Path:
+    """Write an H.264 mp4 of ``n`` pattern frames; ``pts`` in ``time_base`` units for VFR;
+    ``faststart`` puts the index first, as cameras and web videos do."""
+    import av
+
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "ultrafast", "qp": "0"} if lossless else {"preset": "ultrafast",
+                                                                          "crf": "26"}
+        if time_base is not None:
+            s.time_base = time_base
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(pattern(i, w, h), format="bgr24")
+            if pts is not None:
+                f.pts = pts[i]
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def ffprobe(path: Path) -> dict[str, str]:
+    """codec, frame count (decoded), and frame rates of the first video stream."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+         "stream=codec_name,nb_read_frames,r_frame_rate,avg_frame_rate", "-of",
+         "default=noprint_wrappers=1", str(path)],
+        capture_output=True, text=True, timeout=60, check=True).stdout
+    return dict(line.split("=", 1) for line in out.strip().splitlines())
+
+
+def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """``python -m pipeline ARGS`` in a fresh process, killed if it overruns ``timeout``."""
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, **kw)
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def interrupt(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+
+
+# -- tiny ONNX models (onnx.helper): fixed outputs, for layouts the fixtures lack ----
+
+def constant_model(path: Path, outputs: dict[str, np.ndarray], input_hw: tuple[int, int] = (320, 320),
+                   metadata: dict[str, str] | None = None, work: int = 0) -> Path:
+    """``work`` > 0 adds that many 3×3 convolutions over the input (32 channels) whose
+    result is multiplied by 0 and added to the first output: a model that costs time."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    h, w = input_hw
+    image = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, h, w])
+    nodes, outs, inits = [], [], []
+    for i, (name, value) in enumerate(outputs.items()):
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        const = name if not (work and i == 0) else name + "_const"
+        nodes.append(helper.make_node("Constant", [], [const],
+                                      value=numpy_helper.from_array(value, name + "_value")))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(value.shape)))
+        if work and i == 0:
+            x = "images"
+            for k in range(work):
+                c_in = 3 if k == 0 else 32
+                w = np.random.default_rng(k).normal(0, 0.1, (32, c_in, 3, 3)).astype(np.float32)
+                inits.append(numpy_helper.from_array(w, f"w{k}"))
+                nodes.append(helper.make_node("Conv", [x, f"w{k}"], [f"c{k}"], pads=[1, 1, 1, 1]))
+                x = f"c{k}"
+            inits.append(numpy_helper.from_array(np.zeros(1, np.float32), "zero"))
+            nodes += [helper.make_node("ReduceMean", [x], ["m"], keepdims=0),
+                      helper.make_node("Mul", ["m", "zero"], ["m0"]),
+                      helper.make_node("Add", [const, "m0"], [name])]
+    graph = helper.make_graph(nodes, "constant", [image], outs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+    return path
+
+
+def fixed_yolo_model(path: Path, input_size: int = 320, work: int = 0) -> Path:
+    """A YOLOv8-seg layout model that always 'finds' the same two instances (fast to run).
+
+    For pipeline tests where what matters is the flow of frames, not the model's quality.
+    """
+    n, nm, nc = input_size // 8 * (input_size // 8), 32, 2
+    preds = np.zeros((1, 4 + nc + nm, n), np.float32)
+    preds[0, :4, 0], preds[0, 4, 0], preds[0, 4 + nc, 0] = (100, 160, 80, 60), 0.9, 1.0
+    preds[0, :4, 1], preds[0, 5, 1], preds[0, 4 + nc + 1, 1] = (220, 150, 60, 90), 0.8, 1.0
+    mh = input_size // 4
+    protos = np.full((1, nm, mh, mh), -1.0, np.float32)
+    protos[0, 0, 30:50, 17:33] = 4.0
+    protos[0, 1, 28:48, 50:60] = 4.0
+    return constant_model(path, {"output0": preds, "output1": protos}, (input_size, input_size),
+                          metadata={"names": "{0: 'car', 1: 'person'}"}, work=work)
+
+
+# -- a real RTSP server (tools/rtsp_server.py under Debian's Python) -----------------
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _gi_ok() -> bool:
+    if not os.path.exists(SYSTEM_PYTHON):
+        return False
+    probe = ("import gi; gi.require_version('Gst', '1.0'); "
+             "gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer")
+    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=30).returncode == 0
+
+
+needs_rtsp_server = pytest.mark.skipif(
+    not _gi_ok(), reason="needs GStreamer's RTSP server for /usr/bin/python3 (.ci/run installs "
+    "gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RtspServer:
+    """Start, kill, stop and continue a real server on 127.0.0.1."""
+
+    def __init__(self, video: Path, port: int | None = None, mount: str = "/cam",
+                 record: str = "") -> None:
+        self.video, self.port, self.mount = video, port or free_port(), mount
+        self.record, self.record_port = record, free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://127.0.0.1:{self.port}{self.mount}"
+
+    def start(self, timeout: float = 15.0) -> RtspServer:
+        self.proc = subprocess.Popen(
+            [SYSTEM_PYTHON, str(ROOT / "tools" / "rtsp_server.py"), "--video", str(self.video),
+             "--port", str(self.port), "--mount", self.mount,
+             *(["--record", self.record, "--record-port", str(self.record_port)] if self.record else [])],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline() if self.proc.stdout else ""
+            if line.startswith("ready"):
+                return self
+            if self.proc.poll() is not None:
+                break
+        err = self.proc.stderr.read() if self.proc.stderr and self.proc.poll() is not None else ""
+        self.close()
+        raise RuntimeError(f"RTSP server did not start: {line!r} {err!r}")
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
+
+    def __enter__(self) -> RtspServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
