@@ -96,13 +96,14 @@ def torch_problem(cuda: bool) -> str | None:
 
 
 def onnxruntime_cuda_problem() -> str | None:
-    """Why ONNX Runtime cannot use CUDA here, or None."""
+    """Why ONNX Runtime cannot use CUDA here, or None. Its inputs and outputs are bound
+    to torch CUDA tensors, so torch needs CUDA too."""
     import onnxruntime as ort
 
     have = ort.get_available_providers()
     if "CUDAExecutionProvider" not in have:
         return f"onnxruntime has no CUDAExecutionProvider (has {', '.join(have)}): {INSTALL_ORT_GPU}"
-    return None
+    return _cuda_problem()
 
 
 def usable_backends() -> list[Usability]:

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from engines.base import Backend
 from pipeline.config import Config, load_config, override
 from pipeline.errors import MaskstreamError
 
@@ -45,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", help="YAML config (see configs/); flags override it")
     run.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     run.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
-    run.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto: CUDA where "
-                     "onnxruntime-gpu is installed, else CPU)")
+    run.add_argument("--backend", choices=[b.value for b in Backend],
+                     help="inference backend (default auto: TensorRT > torch > ONNX Runtime on "
+                     "CUDA; ONNX Runtime on the CPU)")
+    run.add_argument("--device", help="auto, cpu, cuda or cuda:N (default auto: CUDA where a "
+                     "backend can use it, else CPU)")
     run.add_argument("--workers", type=int, help="engine instances side by side "
                      "(default: one per core on CPU)")
     run.add_argument("--batch", type=int, help="frames per engine call, across sources "
@@ -71,7 +75,7 @@ def _config(args: argparse.Namespace) -> Config:
     if args.sources:
         cfg = dataclasses.replace(cfg, sources=tuple(args.sources))
     cfg = override(cfg, "model", path=args.model, device=args.device, workers=args.workers,
-                   batch=args.batch)
+                   batch=args.batch, backend=Backend(args.backend) if args.backend else None)
     cfg = override(cfg, "metrics", port=args.metrics_port)
     cfg = override(cfg, "decode", conf=args.conf, iou=args.iou)
     cfg = override(cfg, "track", kind=TrackerKind(args.tracker) if args.tracker else None)
@@ -132,13 +136,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from engines import open_engine, read_spec
+    from engines import open_engine, read_spec, usable_backends
 
-    engine = open_engine(args.model)
+    # reading the model needs no GPU: ONNX Runtime on the CPU (a TensorRT engine file
+    # can only be opened by TensorRT)
+    backend = Backend.AUTO if args.model.lower().endswith((".engine", ".plan")) else Backend.ONNXRUNTIME
+    engine = open_engine(args.model, backend, "auto" if backend is Backend.AUTO else "cpu")
     try:
         print(read_spec(engine, args.model).describe())
     finally:
         engine.close()
+    print("backends here:")
+    for row in usable_backends():
+        print(f"  {row.describe()}")
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from engines.base import Backend
 from pipeline.decode.yolo import DecodeParams
 from pipeline.errors import ConfigError
 from pipeline.io.live import LiveParams
@@ -34,7 +35,9 @@ class SourceConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = ""
-    device: str = "auto"  # auto (CUDA where available, else CPU) | cpu | cuda | cuda:N
+    # auto: TensorRT > torch > ONNX Runtime on CUDA, ONNX Runtime on the CPU (engines.select)
+    backend: Backend = Backend.AUTO
+    device: str = "auto"  # auto (CUDA where a backend can use it, else CPU) | cpu | cuda | cuda:N
     workers: int = 0  # engine instances run side by side; 0 → one per core on CPU, 1 on GPU
     threads: int = 1  # intra-op threads per instance
     # frames per engine call, taken across sources; > 1 needs a model with a dynamic batch

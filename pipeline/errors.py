@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from engines.errors import BackendUnavailable, EngineError, MaskstreamError, ModelError
+from engines.errors import BackendUnavailable, DeviceError, EngineError, MaskstreamError, ModelError
 
-__all__ = ["BackendUnavailable", "ConfigError", "EngineError", "MaskstreamError", "ModelError",
-           "SinkError", "SourceError", "SourceTimeout", "TruncatedSource"]
+__all__ = ["BackendUnavailable", "ConfigError", "DeviceError", "EngineError", "MaskstreamError",
+           "ModelError", "SinkError", "SourceError", "SourceTimeout", "TruncatedSource"]
 
 
 class ConfigError(MaskstreamError, ValueError):
