@@ -75,7 +75,7 @@ def output_shape(declared: TensorInfo, inputs: Sequence[TensorInfo],
     """The concrete shape of an output for inputs of ``shapes`` (name → shape).
 
     A dynamic output dimension is resolved when it carries the same symbolic name as an
-    input dimension (``batch``), or when it is the first (batch) dimension and the
+    input dimension (``batch``), or when it is an unnamed first (batch) dimension and the
     inputs' batch is unambiguous. Anything else is a ModelError: I/O binding needs the
     output buffers before the run.
     """
@@ -88,7 +88,7 @@ def output_shape(declared: TensorInfo, inputs: Sequence[TensorInfo],
             out.append(d)
         elif isinstance(d, str) and d in symbols:
             out.append(symbols[d])
-        elif k == 0 and len(batches) == 1:
+        elif d is None and k == 0 and len(batches) == 1:
             out.append(next(iter(batches)))
         else:
             raise ModelError(f"output {declared.name} {list(declared.shape)}: dimension {k} "

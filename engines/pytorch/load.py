@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import operator
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,29 @@ def _read(path: Path) -> Any:
         raise ModelError(f"cannot load ONNX model {path}: {exc}") from None
 
 
+def _return_in_onnx_order(gm: fx.GraphModule, names: list[str], path: Path) -> None:
+    """Make ``gm`` return a tuple with one tensor per ONNX output, in the ONNX order
+    (onnx2torch returns one value per producing node, a bare tensor for one output)."""
+    producer: dict[str, tuple[fx.Node, int, int]] = {}
+    for node in gm.graph.nodes:
+        mapping = (getattr(gm.get_submodule(str(node.target)), "onnx_mapping", None)
+                   if node.op == "call_module" else None)
+        if mapping is not None:
+            for i, name in enumerate(mapping.outputs):
+                producer[name] = (node, i, len(mapping.outputs))
+    missing = [n for n in names if n not in producer]
+    if missing:
+        raise ModelError(f"{path.name}: output(s) {missing} are not computed by any node "
+                         "(an input or a constant passed through); use the onnxruntime backend")
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    with gm.graph.inserting_before(out):
+        values = [node if count == 1 else gm.graph.call_function(operator.getitem, (node, i))
+                  for node, i, count in (producer[n] for n in names)]
+    out.args = (tuple(values),)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+
+
 def load_module(path: Path) -> Loaded:
     """Read, clean up and convert ``path``; ModelError names an op onnx2torch cannot take."""
     from engines.pytorch.converters import register, replace_modules
@@ -68,19 +92,16 @@ def load_module(path: Path) -> Loaded:
     onnx2torch = import_onnx2torch()
     register()
     prepare(model)
-    producers = {o: n.name or n.output[0] for n in model.graph.node for o in n.output}
-    if len({producers.get(o.name) for o in outputs}) != len(outputs):
-        raise ModelError(f"{path.name}: two outputs come from one node; the torch backend "
-                         "needs one node per output (use the onnxruntime backend)")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            module = onnx2torch.convert(model)
+            module = onnx2torch.convert(model, attach_onnx_mapping=True)
     except (NotImplementedError, KeyError, ValueError) as exc:
         raise ModelError(f"{path.name}: onnx2torch cannot convert it: {exc} "
                          "(use the onnxruntime or tensorrt backend)") from None
     for w in {str(w.message) for w in caught}:  # e.g. Resize modes; the tests compare outputs
         log.debug("onnx2torch: %s", w)
+    _return_in_onnx_order(module, [o.name for o in outputs], path)
     replace_modules(module)
     module.eval()
     log.debug("converted %s: %d nodes", path.name, len(module.graph.nodes))
