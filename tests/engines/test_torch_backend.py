@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,7 +19,8 @@ from engines.select import torch_problem
 from engines.spec import ModelSpec, Resize
 from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
 from pipeline.infer.preprocess import letterbox, stretch, to_tensor
-from tests.helpers import MODELS, VIDEOS, needs_fixtures
+from tests.engines.realdata import best_iou, frames
+from tests.helpers import MODELS, needs_fixtures
 
 pytestmark = pytest.mark.skipif(torch_problem(cuda=False) is not None,
                                 reason=f"torch backend: {torch_problem(cuda=False)}")
@@ -52,21 +52,6 @@ def one_thread():
 
 def model_path(name: str) -> Path:
     return DEMO if name == "demo-seg.onnx" else MODELS / name
-
-
-def frames(video: str, n: int, step: int = 17) -> list[np.ndarray]:
-    """``n`` real frames, ``step`` apart, BGR uint8."""
-    cap = cv2.VideoCapture(str(VIDEOS / video))
-    out = []
-    for i in range(n * step):
-        ok, image = cap.read()
-        if not ok:
-            break
-        if i % step == 0:
-            out.append(image)
-    cap.release()
-    assert len(out) == n, f"{video}: read {len(out)} frames, wanted {n}"
-    return out
 
 
 def tensors(spec: ModelSpec, images: list[np.ndarray]) -> list[np.ndarray]:
@@ -106,17 +91,6 @@ def test_torch_backend_matches_onnxruntime_on_real_frames(name: str) -> None:
           + ", ".join(f"{k} {v:.2e}" for k, v in worst.items()))
 
 
-def _match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Best IoU in ``b`` for each box of ``a`` (xyxy)."""
-    if not len(a) or not len(b):
-        return np.zeros(len(a))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a, area_b = (np.prod(x[:, 2:] - x[:, :2], axis=1) for x in (a, b))
-    return (inter / (area_a[:, None] + area_b[None, :] - inter)).max(axis=1)
-
-
 @needs_fixtures
 def test_dequantized_int8_model_matches_its_graph_and_the_int8_detections(tmp_path) -> None:
     """The ConvInteger rewrite: the torch module equals ONNX Runtime running the same
@@ -143,7 +117,7 @@ def test_dequantized_int8_model_matches_its_graph_and_the_int8_detections(tmp_pa
         ref = same_graph.infer({spec.input_name: x})
         worst = max(worst, *(float(np.abs(got[k].numpy() - ref[k]).max()) for k in ref))
         mine, theirs = decode(got, box), decode(int8.infer({spec.input_name: x}), box)
-        best = _match(theirs.xyxy, mine.xyxy)
+        best = best_iou(theirs.xyxy, mine.xyxy)
         found += len(theirs)
         missed += int((best < 0.5).sum())
         ious += list(best[best >= 0.5])
