@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import torch
 
-from engines import ModelSpec, open_engine, read_spec
+from engines import ModelSpec, choose_backend, open_engine, read_spec
 from pipeline.config import Config
 from pipeline.decode.postprocess import Postprocess
 from pipeline.errors import ConfigError
@@ -90,9 +90,9 @@ def build_pipeline(cfg: Config) -> Built:
     if not cfg.model.path:
         raise ConfigError("no model given (--model or model.path)")
 
-    # the first engine settles backend and device (engines.select logs which and why)
-    engines = [open_engine(cfg.model.path, cfg.model.backend, cfg.model.device, cfg.model.threads)]
-    device = engines[0].device
+    # which backend on which device (engines.select logs the choice and why)
+    choice = choose_backend(cfg.model.path, cfg.model.backend, cfg.model.device)
+    device = str(choice.device)
     if not device.startswith("cuda"):
         # On a CPU the stages are the parallelism: torch's and OpenCV's own thread pools
         # would only preempt the engines (their small ops are fastest single-threaded).
@@ -105,8 +105,9 @@ def build_pipeline(cfg: Config) -> Built:
     outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl) if u] or ["null://"],
                              list(by_id))
     workers = cfg.model.workers or default_workers(device)
+    engines = [open_engine(cfg.model.path, choice.backend, choice.device, cfg.model.threads)]
     spec = read_spec(engines[0], cfg.model.path)
-    engines += [open_engine(cfg.model.path, engines[0].backend, device, cfg.model.threads)
+    engines += [open_engine(cfg.model.path, choice.backend, choice.device, cfg.model.threads)
                 for _ in range(workers - 1)]
     batch = cfg.model.batch
     if batch > 1 and spec.batch is not None:
