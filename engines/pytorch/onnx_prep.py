@@ -25,14 +25,6 @@ _NO_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformL
             "Multinomial", "Bernoulli", "DynamicQuantizeLinear", "If", "Loop", "Scan"}
 
 
-def _consumers(graph: Any) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            out.setdefault(name, []).append(node)
-    return out
-
-
 def rename_input(graph: Any, old: str, new: str) -> None:
     """Every node that reads ``old`` reads ``new`` instead."""
     for node in graph.node:
