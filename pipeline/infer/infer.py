@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from engines.base import Engine
+from engines.errors import EngineError
 from engines.spec import ModelSpec
 from pipeline.runtime.stage import Stage
 from pipeline.types import Frame
@@ -45,7 +46,7 @@ class Infer(Stage):
         outputs = self.engine.infer({self.input_name: _stack([f.tensor for f in frames])})
         for name, value in outputs.items():
             if value.shape[0] != len(frames):
-                raise RuntimeError(f"engine output {name} has {value.shape[0]} rows for a batch "
+                raise EngineError(f"engine output {name} has {value.shape[0]} rows for a batch "
                                    f"of {len(frames)}")
         return [dataclasses.replace(f, tensor=None,
                                     outputs={name: value[k:k + 1] for name, value in outputs.items()})

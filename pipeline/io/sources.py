@@ -19,8 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.config import LiveParams
 from pipeline.errors import SourceError, TruncatedSource
-from pipeline.io.live import LiveParams, LiveSource
+from pipeline.io.live import LiveSource
 from pipeline.io.pixels import frame_to_bgr
 from pipeline.io.uri import is_live, redact
 from pipeline.runtime.stage import Source

@@ -39,6 +39,7 @@ class Source:
 
     name = "source"
     source_id = "src0"
+    target = ""  # what the user named: a path or a redacted URL, for messages
     live = False  # live sources get DROP_OLDEST rings and never end on their own
     total_frames: int | None = None  # known length for files (progress bars)
     fps: float = 0.0
@@ -52,9 +53,18 @@ class Source:
 
 
 class Sink:
-    """Consumes frames; ``close()`` finalizes the output (always called)."""
+    """Consumes frames; ``close()`` finalizes the output (always called).
+
+    A sink whose ``write`` or ``close`` raises has failed: it alone stops (its frames are
+    counted as dropped), the other outputs and the pipeline go on, and the run ends with
+    a :class:`~pipeline.errors.SinkError` naming ``target``. A network output that can
+    come back handles its own outages instead of raising (``network``: its ring drops the
+    oldest frame rather than holding up the pipeline).
+    """
 
     name = "sink"
+    target = ""  # what the user named: a path or a redacted URL, for messages
+    network = False
 
     def write(self, frame: Frame) -> None:
         raise NotImplementedError

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from engines import open_engine, read_spec
+from pipeline.config import DecodeParams
 from pipeline.decode.mask_overlap import covered_share, suppress_covered
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ConfigError
 from pipeline.infer.preprocess import Preprocess
 from pipeline.types import Frame

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from engines import open_engine, read_spec
+from pipeline.config import DecodeParams
 from pipeline.decode.nms import nms
-from pipeline.decode.yolo import DecodeParams, SemanticDecoder, YoloSegDecoder
+from pipeline.decode.semantic import SemanticDecoder
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ConfigError
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.sources import VideoFileSource

@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.config import LiveParams
 from pipeline.errors import SourceError
-from pipeline.io.live import LiveParams, LiveSource
+from pipeline.io.live import LiveSource
 from pipeline.io.uri import redact
 from tests.helpers import (
     RtspServer,
