@@ -73,11 +73,14 @@ def config_from(args: argparse.Namespace) -> Config:
     return override(cfg, "output", video=args.output, jsonl=args.jsonl)
 
 
-def install_signal_handlers(stop: Callable[[], None]) -> None:
-    """First Ctrl-C / SIGTERM: stop the source and drain. A second one exits at once."""
+def install_signal_handlers(stop: Callable[[], None] | None) -> None:
+    """First Ctrl-C / SIGTERM: stop the source and drain. A second one exits at once.
+    Before the pipeline exists (``stop`` None), SIGTERM interrupts like Ctrl-C does."""
     count = [0]
 
     def handler(signum: int, _frame: object) -> None:
+        if stop is None:
+            raise KeyboardInterrupt
         count[0] += 1
         if count[0] > 1:
             os._exit(130)
@@ -93,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.graph import build_pipeline
     from pipeline.report import format_report
 
+    install_signal_handlers(None)
     cfg = config_from(args)
     built = build_pipeline(cfg)
     bar = None

@@ -129,6 +129,10 @@ class VideoSink(Sink):
         self._backoff = Backoff(0.5, 10.0)
         self.frames_written = 0
 
+    @property
+    def dropped(self) -> int:
+        return self._link.dropped
+
     def write(self, frame: Frame) -> None:
         image = frame.rendered if frame.rendered is not None else frame.image
         h, w = image.shape[:2]
@@ -157,35 +161,33 @@ class VideoSink(Sink):
 
     def _publish(self, image: np.ndarray, pts: int, size: tuple[int, int]) -> None:
         """Send a frame to the RTSP server, reconnecting after an outage (frames meanwhile
-        dropped and counted); only a first connection that fails is an error."""
+        dropped and counted). A first connection that fails is an error: RTSP's handshake
+        happens on the first frame, so "connected" means a frame went out."""
         health = self._link
-        if self._encoder is None:
-            if time.monotonic() < self._retry_at:
-                with health.lock:
-                    health.dropped += 1
-                return
-            try:
-                self._encoder = _Encoder(self.uri, True, self.codec, self.rate, *size)
-            except WRITE_ERRORS as exc:
-                if not health.connects:
-                    raise SinkError(f"cannot write {self.target}: {_reason(exc, self.uri)}"
-                                    ) from None
-                self._outage(_reason(exc, self.uri))
-                return
+        if self._encoder is None and time.monotonic() < self._retry_at:
             with health.lock:
+                health.dropped += 1
+            return
+        try:
+            if self._encoder is None:
+                self._encoder = _Encoder(self.uri, True, self.codec, self.rate, *size)
+            self._encoder.encode(image, pts)
+        except WRITE_ERRORS as exc:
+            reason = _reason(exc, self.uri)
+            if self._encoder is not None:
+                self._encoder.abandon()
+                self._encoder = None
+            if not health.frames:
+                raise SinkError(f"cannot write {self.target}: {reason}") from None
+            self._outage(reason)  # the server went away: reconnect later
+            return
+        with health.lock:
+            if not health.connected:
                 health.connected = True
                 health.connects += 1
                 health.reconnects += health.connects > 1
-            self._backoff.reset()
-            log.info("%s: publishing", self.target)
-        try:
-            self._encoder.encode(image, pts)
-        except WRITE_ERRORS as exc:  # the server went away: reconnect later
-            self._encoder.abandon()
-            self._encoder = None
-            self._outage(_reason(exc, self.uri))
-            return
-        with health.lock:
+                log.info("%s: publishing", self.target)
+                self._backoff.reset()
             health.frames += 1
             health.last_frame = time.monotonic()
         self.frames_written += 1

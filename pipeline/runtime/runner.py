@@ -218,7 +218,8 @@ class Pipeline:
             wall_s=wall,
             frames_in=sum(stats.items for _, stats in self._sources),
             dropped=sum(r.dropped for r in self._rings if id(r) not in sink_rings),
-            outputs=[OutputReport(o.sink, o.stats.items, ring.dropped + o.lost, o.error)
+            outputs=[OutputReport(o.sink, o.stats.items - o.sink.dropped,
+                                  ring.dropped + o.lost + o.sink.dropped, o.error)
                      for o, ring in self._outputs],
             stages=self.stats,
             end_to_end=self._crew.end_to_end,

@@ -66,6 +66,12 @@ class Sink:
     target = ""  # what the user named: a path or a redacted URL, for messages
     network = False
 
+    @property
+    def dropped(self) -> int:
+        """Frames it was handed but could not deliver (a network output while its server
+        was away); they count as dropped, not written."""
+        return 0
+
     def write(self, frame: Frame) -> None:
         raise NotImplementedError
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -38,6 +39,20 @@ def slow_model(tmp_path_factory) -> Path:
     return fixed_yolo_model(tmp_path_factory.mktemp("m") / "slow.onnx", work=6)
 
 
+def _wait_until_published(server: RtspServer, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the server relays MPEG-TS bytes of the published stream (it is publishing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", server.record_port), timeout=2) as sock:
+                sock.settimeout(2)
+                if len(sock.recv(4096)) >= 188:
+                    return
+        except OSError:  # not listening yet, or nothing relayed within the timeout
+            time.sleep(0.2)
+    raise AssertionError("the output never published")
+
+
 def _lines(path: Path) -> list[dict]:
     text = path.read_text()
     assert text == "" or text.endswith("\n"), "the JSONL ends with half a line"
@@ -65,25 +80,26 @@ class Tmpfs:
 
 @needs_rtsp_server
 def test_losing_the_rtsp_output_mid_run_loses_no_jsonl_frame(clip, slow_model, tmp_path) -> None:
-    """The RTSP server that receives the annotated stream is killed 2 s in: the run goes on,
+    """The RTSP server that receives the annotated stream is killed mid-run: the run goes on,
     the JSONL gets every frame, the summary counts what the RTSP output dropped, exit 0."""
     jsonl = tmp_path / "out.jsonl"
+    long_clip = make_video(tmp_path / "long.mp4", n=2 * FRAMES, w=320, h=240, faststart=True)
     with RtspServer(clip, record="/publish") as server:
         out_url = f"rtsp://127.0.0.1:{server.port}/publish"
-        proc = start_cli("run", str(clip), "-m", str(slow_model), "-o", out_url, "-j", str(jsonl),
-                         "--no-progress")
+        proc = start_cli("run", str(long_clip), "-m", str(slow_model), "-o", out_url, "-j",
+                         str(jsonl), "--no-progress")
         try:
-            time.sleep(2.0)
+            _wait_until_published(server, proc)
             assert proc.poll() is None, "the run ended before the server was killed"
             server.kill()
             out, err = proc.communicate(timeout=120)
         finally:
             proc.kill()
     assert proc.returncode == 0, err
-    assert len(_lines(jsonl)) == FRAMES
+    assert len(_lines(jsonl)) == 2 * FRAMES
     m = re.search(r"127\.0\.0\.1:\d+/publish (\d+) \(\+(\d+) dropped\)", out)
     assert m is not None, out
-    assert int(m.group(1)) + int(m.group(2)) == FRAMES and int(m.group(2)) > 0
+    assert int(m.group(1)) + int(m.group(2)) == 2 * FRAMES and int(m.group(2)) > 0
     assert "disconnected" in out and "frames are dropped until it is back" in err
 
 
@@ -99,12 +115,12 @@ def test_the_rtsp_output_reconnects_when_its_server_comes_back(tmp_path) -> None
         proc = start_cli("run", camera.url, "-m", str(model), "-o",
                          f"rtsp://127.0.0.1:{port}/publish", "--workers", "1")
         try:
-            time.sleep(3.0)
+            _wait_until_published(out_server, proc)
             out_server.kill()
             time.sleep(4.0)
             assert proc.poll() is None, "losing the output ended the run"
             out_server = RtspServer(cam_clip, port=port, mount="/unused", record="/publish").start()
-            time.sleep(6.0)
+            _wait_until_published(out_server, proc)  # published again
             assert proc.poll() is None
             proc.send_signal(2)
             out, err = proc.communicate(timeout=30)
@@ -161,7 +177,7 @@ def test_full_disk_for_the_jsonl_keeps_whole_lines_and_the_video_finishes(clip, 
 def test_full_disk_for_the_video_removes_it_and_the_jsonl_finishes(clip, tmp_path) -> None:
     model = fixed_yolo_model(tmp_path / "m.onnx")
     jsonl = tmp_path / "out.jsonl"
-    with Tmpfs(tmp_path / "small", 48) as small:
+    with Tmpfs(tmp_path / "small", 12) as small:
         video = small / "out.mp4"
         done = run_cli("run", str(clip), "-m", str(model), "-o", str(video), "-j", str(jsonl),
                        timeout=120)

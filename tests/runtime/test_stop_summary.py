@@ -34,8 +34,13 @@ def test_every_frame_is_in_out_or_dropped_after_a_stop(seed, tmp_path) -> None:
     model = fixed_yolo_model(tmp_path / "m.onnx", work=4)
     proc = start_cli("run", str(clip), "-m", str(model), "-o", str(tmp_path / "o.mp4"),
                      "-j", str(tmp_path / "o.jsonl"), "--no-progress")
+    jsonl = tmp_path / "o.jsonl"
     try:
-        time.sleep(rng.uniform(1.5, 4.0))
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and not (
+                jsonl.exists() and jsonl.stat().st_size):
+            time.sleep(0.05)  # until frames come out: the pipeline runs
+        time.sleep(rng.uniform(0.0, 2.5))
         assert proc.poll() is None, "the run ended before the stop"
         proc.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
         out, err = proc.communicate(timeout=60)
@@ -47,5 +52,5 @@ def test_every_frame_is_in_out_or_dropped_after_a_stop(seed, tmp_path) -> None:
     assert set(outputs) == {"o.mp4", "o.jsonl"}
     for name, (written, lost) in outputs.items():
         assert written + lost + dropped == frames_in, (name, out)
-    lines = (tmp_path / "o.jsonl").read_text().splitlines()
+    lines = jsonl.read_text().splitlines()
     assert len(lines) == outputs["o.jsonl"][0]
