@@ -9,12 +9,16 @@ order maps back to our compact masks without the tracker ever copying them.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.errors import ConfigError
+from pipeline.track.clock import Jump, TrackClock
 from pipeline.types import Detections
+
+log = logging.getLogger(__name__)
 
 
 class Similarity(enum.Enum):
@@ -60,6 +64,10 @@ class TrackParams:
     reid_window: float = 2.0
     reid_min_similarity: float = 0.8  # Bhattacharyya coefficient of colour histograms
     reid_max_distance: float = 2.0
+    # seconds: timestamps that jump forward further than this (a gap in a recording, a
+    # camera that reconnected) restart tracking; 0 never does. Timestamps that go back
+    # (joined MPEG-TS segments) never stop it (pipeline/track/clock.py)
+    max_gap: float = 2.0
 
     def __post_init__(self) -> None:
         for key in ("track_activation_threshold", "high_conf_det_threshold",
@@ -67,6 +75,8 @@ class TrackParams:
             v = getattr(self, key)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"track.{key}: expected a number in [0, 1], got {v}")
+        if self.max_gap < 0:
+            raise ConfigError(f"track.max_gap: expected seconds >= 0, got {self.max_gap}")
         if self.reid_window < 0 or self.reid_max_distance < 0:
             raise ConfigError("track: reid_window and reid_max_distance must be >= 0, got "
                               f"{self.reid_window} and {self.reid_max_distance}")
@@ -84,9 +94,13 @@ class Tracker:
     """
 
     def __init__(self, params: TrackParams, frame_rate: float = 30.0,
-                 class_names: tuple[str, ...] = ()) -> None:
+                 class_names: tuple[str, ...] = (), name: str = "") -> None:
         self.params = params
+        self.name = name  # the source's id, for log lines
         self.frame_rate = frame_rate if frame_rate > 0 else 30.0
+        self._clock = TrackClock(self.frame_rate, params.max_gap)
+        self._id_base = 0  # added to the trackers' ids, so ids stay unique across restarts
+        self._max_id = -1
         self._group_of = _class_groups(params.class_groups, class_names)
         n = int(self._group_of.max()) + 1 if len(self._group_of) else 1
         self._impls = [self._make() for _ in range(n)]  # all None for kind "none"
@@ -131,6 +145,12 @@ class Tracker:
         ``image`` feeds BoT-SORT's camera-motion compensation and re-identification."""
         if self.params.kind is TrackerKind.NONE:
             return det
+        if timestamp is not None:
+            timestamp, jump = self._clock(timestamp)
+            if jump is not None:
+                log.warning("%s%s", f"{self.name}: " if self.name else "", jump.describe())
+                if jump.jump is Jump.GAP:
+                    self.reset()
         self._frames += 1
         frame = image if self.params.kind is TrackerKind.BOTSORT else None
         if len(self._impls) == 1:
@@ -141,6 +161,9 @@ class Tracker:
                      for g in range(len(self._impls))]
             rows = np.concatenate([r for r, _ in parts])
             ids = np.concatenate([i for _, i in parts])
+        if len(ids):
+            ids = np.where(ids >= 0, ids + self._id_base, -1)
+            self._max_id = max(self._max_id, int(ids.max()))
         tracked = _with_track_ids(det.take(rows), ids)
         if self._reid is not None:
             t = timestamp if timestamp is not None else self._frames / self.frame_rate
@@ -170,6 +193,8 @@ class Tracker:
         return np.asarray(out.data["row"], np.int64), ids
 
     def reset(self) -> None:
+        """Forget every track; later ids are new ones (never an id given before)."""
+        self._id_base = self._max_id + 1
         for impl in self._impls:
             if impl is not None:
                 impl.reset()
