@@ -3,13 +3,14 @@ and the tracker's clock on its own."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 
+from pipeline.errors import ConfigError
 from pipeline.track.clock import Jump, TrackClock
 from pipeline.track.tracker import TrackParams
-from pipeline.errors import ConfigError
 from tests.helpers import MODELS, UDACITY, clip, needs_fixtures, run_cli
 
 YOLO_320 = MODELS / "yolov8n-seg-320.onnx"
@@ -77,7 +78,7 @@ def test_clock_continues_across_backward_jumps_and_flags_gaps() -> None:
         t, event = clock(pts)
         times.append(t)
         events.append(event.jump if event else None)
-    assert all(b > a for a, b in zip(times, times[1:], strict=False))  # strictly increasing
+    assert all(b > a for a, b in itertools.pairwise(times))  # strictly increasing
     assert times[3] == pytest.approx(1.52) and times[4] == pytest.approx(1.56)  # one frame on
     assert times[7] - times[6] == pytest.approx(0.4)  # ordinary gaps are kept as they are
     assert events == [None, None, None, Jump.BACK, None, None, None, None, Jump.GAP, None]
@@ -90,5 +91,5 @@ def test_clock_leaves_a_time_lapse_alone() -> None:
 
 
 def test_max_gap_must_not_be_negative() -> None:
-    with pytest.raises(ConfigError, match="track.max_gap"):
+    with pytest.raises(ConfigError, match=r"track\.max_gap"):
         TrackParams(max_gap=-1)
