@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.config import Config, load_config, override
-from pipeline.errors import MaskstreamError
+from pipeline.errors import MaskstreamError, TruncatedSource
 
 log = logging.getLogger("maskstream")
 
@@ -128,6 +128,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         path = getattr(sink, "path", None)
         if path is not None:
             print(f"wrote {path}")
+    # a source that could not be read whole (damaged video, unreadable images) fails the
+    # run, after everything readable went through and the summary above was printed
+    incomplete = [msg for s in built.sources if (msg := getattr(s, "incomplete", None))]
+    if incomplete:
+        raise TruncatedSource("; ".join(incomplete))
     return 0
 
 

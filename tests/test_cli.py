@@ -164,7 +164,9 @@ def test_truncated_file_processes_every_decodable_frame(tmp_path) -> None:
     assert time.monotonic() - t0 < 10
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "truncated after frame 73" in lines[0], r.stderr
+    assert len(lines) == 1 and "truncated: frames 73-220 (2.92-8.80 s) lost" in lines[0], r.stderr
+    assert "73 of 221 frame(s) were processed" in lines[0]
+    assert "frames in 73" in r.stdout  # the summary, on this exit too
     assert ffprobe(out)["nb_read_frames"] == "73"  # finalized: playable, every frame in
     assert len(jsonl(meta)) == 73
 

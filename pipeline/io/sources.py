@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.errors import SourceError, TruncatedSource
+from pipeline.errors import SourceError
+from pipeline.io.damage import DecodeLedger
 from pipeline.io.live import LiveParams, LiveSource
 from pipeline.io.pixels import frame_to_bgr
 from pipeline.io.uri import is_live, redact
@@ -27,7 +28,7 @@ from pipeline.runtime.stage import Source
 from pipeline.types import Frame
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-MAX_BAD_PACKETS = 25  # corrupt packets skipped before a file is given up on
+MAX_BAD_PACKETS = 25  # corrupt packets in a row skipped before the rest of a file is given up
 
 
 def _rotate(image: np.ndarray, degrees: int) -> np.ndarray:
@@ -43,7 +44,11 @@ def _rotate(image: np.ndarray, degrees: int) -> np.ndarray:
 
 
 class VideoFileSource(Source):
-    """Frames of a video file, in order, with container timestamps. Nothing is dropped."""
+    """Frames of a video file, in order, with container timestamps. Nothing is dropped.
+
+    A damaged or truncated file is read to its end: what decodes is delivered, and
+    ``incomplete`` then says which frames were lost (None while all is well).
+    """
 
     live = False
 
@@ -72,36 +77,39 @@ class VideoFileSource(Source):
         self.rate = Fraction(rate)
         self.fps = float(rate)
         self.total_frames = int(self._stream.frames) or None
+        self.incomplete: str | None = None
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         import av
 
+        s = self._stream
+        ledger = DecodeLedger(s.time_base or Fraction(1, 90000), s.start_time or 0, self.rate,
+                              self.total_frames)
         seq = 0
-        bad = 0
-        first_error = ""
-        for packet in self._container.demux(self._stream):
+        bad_in_a_row = 0
+        for packet in self._container.demux(s):
             if stop.is_set():
                 return
+            ledger.read(packet.pts if packet.size else None)
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
-                bad += 1
-                first_error = first_error or _reason(exc)
-                if bad > MAX_BAD_PACKETS:
+                ledger.refused(_reason(exc))
+                bad_in_a_row += 1
+                if bad_in_a_row > MAX_BAD_PACKETS:
+                    ledger.gave_up = True
                     break
                 continue
+            bad_in_a_row = 0
             for vf in decoded:
+                ledger.delivered(vf.pts)
                 image = _rotate(frame_to_bgr(vf), int(vf.rotation or 0))
                 pts = float(vf.time) if vf.time is not None else seq / self.fps
                 yield Frame(self.source_id, seq, pts, time.monotonic_ns(), image)
                 seq += 1
-        if bad:
-            raise TruncatedSource(
-                f"{self.path}: damaged or truncated after frame {seq} "
-                f"({bad} unreadable packet(s): {first_error}); {seq} frame(s) were processed"
-            )
         if seq == 0:
             raise SourceError(f"{self.path}: no decodable video frames")
+        self.incomplete = ledger.report(str(self.path))
 
     def close(self) -> None:
         self._container.close()
