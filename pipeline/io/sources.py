@@ -10,6 +10,7 @@ frame's CPU at the engine-bound rate.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -21,11 +22,14 @@ import numpy as np
 
 from pipeline.errors import SourceError
 from pipeline.io.damage import DecodeLedger
+from pipeline.io.images import read_image
 from pipeline.io.live import LiveParams, LiveSource
 from pipeline.io.pixels import frame_to_bgr
 from pipeline.io.uri import is_live, redact
 from pipeline.runtime.stage import Source
 from pipeline.types import Frame
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_BAD_PACKETS = 25  # corrupt packets in a row skipped before the rest of a file is given up
@@ -116,7 +120,11 @@ class VideoFileSource(Source):
 
 
 class ImageFolderSource(Source):
-    """The images of a folder in name order, as frames at ``fps``."""
+    """The images of a folder in name order, as frames at ``fps``.
+
+    An image that cannot be used (unreadable, not an image, cut short) is skipped with
+    one warning naming it; ``incomplete`` then lists what was skipped (None if nothing).
+    """
 
     live = False
 
@@ -130,15 +138,24 @@ class ImageFolderSource(Source):
         self.fps = fps if fps > 0 else 30.0
         self.rate = Fraction(self.fps).limit_denominator(1001)
         self.total_frames = len(self.files)
+        self.incomplete: str | None = None
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        for seq, f in enumerate(self.files):
+        seq = 0
+        skipped: list[str] = []
+        for f in self.files:
             if stop.is_set():
                 return
-            image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            image, reason = read_image(f)
             if image is None:
-                raise SourceError(f"{f}: not a readable image")
+                log.warning("%s: skipped: %s", f, reason)
+                skipped.append(f"{f.name} ({reason})")
+                continue
             yield Frame(self.source_id, seq, seq / self.fps, time.monotonic_ns(), image)
+            seq += 1
+        if skipped:
+            self.incomplete = (f"{self.path}: {len(skipped)} of {len(self.files)} image(s) "
+                               f"skipped: {', '.join(skipped)}; {seq} frame(s) were processed")
 
 
 def _reason(exc: Exception) -> str:
