@@ -56,11 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tracker", choices=["bytetrack", "ocsort", "botsort", "sort", "none"],
                      help="multi-object tracker (default bytetrack)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    # also after the command; SUPPRESS as the default, so that a --debug given before the
+    # command is not reset to False by the subcommand's own default
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                     help=argparse.SUPPRESS)
 
     info = sub.add_parser("info", help="print what maskstream reads from a model")
     info.add_argument("model", help="model file (.onnx)")
-    info.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    info.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                      help=argparse.SUPPRESS)
     return ap
 
 
