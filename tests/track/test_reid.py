@@ -252,7 +252,7 @@ def test_a_track_that_left_the_frame_is_not_brought_back(monkeypatch) -> None:
     reid = _reid()
     out = _run(reid, frames, _lost_and_new, edit=exits)
     assert out[25][KEEP] != out[10][KEEP] and reid.revived == 0
-    monkeypatch.setattr("pipeline.reid.EDGE_PX", -1.0)  # no track ever counts as gone
+    monkeypatch.setattr("pipeline.track.reid.EDGE_PX", -1.0)  # no track ever counts as gone
     reid = _reid()
     out = _run(reid, frames, _lost_and_new, edit=exits)
     assert out[25][KEEP] == out[10][KEEP] and reid.revived == 1
