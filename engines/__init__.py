@@ -6,6 +6,7 @@ from pathlib import Path
 
 from engines.base import Engine, TensorInfo
 from engines.errors import ModelError
+from engines.paths import check_model_path
 from engines.spec import Layout, ModelSpec, Resize, Task, read_spec
 
 __all__ = ["Engine", "Layout", "ModelSpec", "Resize", "Task", "TensorInfo", "open_engine",
@@ -25,16 +26,8 @@ def resolve_device(device: str) -> str:
 
 def open_engine(path: str | Path, device: str = "cpu", threads: int = 1) -> Engine:
     """Load ``path`` on ``device`` ("auto", "cpu", "cuda", "cuda:N")."""
+    path = check_model_path(path)
     device = resolve_device(device)
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        from engines.onnxruntime_engine import OnnxRuntimeEngine
+    from engines.onnxruntime_engine import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(path, device=device, threads=threads)
-    raise ModelError(
-        f"{path.name}: unsupported model file type {suffix!r} (this build runs .onnx models; "
-        "TensorRT .engine/.plan files are not supported yet)"
-    )
+    return OnnxRuntimeEngine(path, device=device, threads=threads)

@@ -20,6 +20,7 @@ import cv2
 import torch
 
 from engines import Engine, ModelSpec, open_engine, read_spec, resolve_device
+from engines.spec import check_runs
 from pipeline.config import Config, Overflow
 from pipeline.decode.postprocess import Postprocess
 from pipeline.errors import ConfigError
@@ -176,6 +177,7 @@ def build_pipeline(cfg: Config) -> Built:
             engines.append(open_engine(cfg.model.path, device, cfg.model.threads))
             opened.callback(engines[-1].close)
         spec = read_spec(engines[0], cfg.model.path)
+        check_runs(engines[0], spec)  # a size the model cannot run at fails here, not mid-run
         _check_batch(cfg, spec)
         outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl) if u]
                                  or ["null://"], list(by_id))
@@ -183,7 +185,7 @@ def build_pipeline(cfg: Config) -> Built:
         for uri, target in outputs:
             sinks.append(open_sink(uri, by_id[target].rate if target else sources[0].rate,
                                    cfg.output.codec))
-            opened.callback(sinks[-1].close)
+            opened.callback(sinks[-1].abort)
 
         p = Pipeline()
         rings = {plan.name: plan for plan in ring_table(cfg, sources, outputs, cfg.model.batch)}

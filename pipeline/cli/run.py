@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.config import Backend, Config, TrackerKind, load_config, override
+from pipeline.errors import TruncatedSource
 
 EPILOG = """examples:
   maskstream run dashcam.mp4 --model yolov8n-seg.onnx --output out.mp4 --jsonl out.jsonl
@@ -127,4 +128,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 path = getattr(out.sink, "path", None)
                 if path is not None and out.error is None:
                     print(f"wrote {path}")
+    # a source that could not be read whole (damaged video, unreadable images) fails the
+    # run, after everything readable went through and the summary above was printed
+    incomplete = [s.incomplete for s in built.sources if s.incomplete]
+    if incomplete:
+        raise TruncatedSource("; ".join(incomplete))
     return 0

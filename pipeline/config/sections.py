@@ -150,12 +150,17 @@ class TrackParams:
     # group share one more tracker. Empty: one tracker for every class.
     class_groups: tuple[tuple[str, ...], ...] = ()
     reid: ReidParams = field(default_factory=ReidParams)
+    # seconds: timestamps that jump forward further than this (a gap in a recording, a
+    # camera that reconnected) restart tracking; 0 never does. Timestamps that go back
+    # (joined MPEG-TS segments) never stop it (pipeline/track/clock.py)
+    max_gap: float = 2.0
 
     def __post_init__(self) -> None:
         for key in ("track_activation_threshold", "high_conf_det_threshold",
                     "minimum_iou_threshold"):
             in_range(f"track.{key}", getattr(self, key), 0.0, 1.0)
         in_range("track.lost_track_buffer", self.lost_track_buffer, 0)
+        in_range("track.max_gap", self.max_gap, 0)
         in_range("track.minimum_consecutive_frames", self.minimum_consecutive_frames, 1)
 
 

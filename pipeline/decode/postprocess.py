@@ -35,7 +35,7 @@ class Postprocess(Stage):
         tracker = self.trackers.get(source_id)
         if tracker is None:
             tracker = Tracker(self.track_params, self.frame_rates.get(source_id, 30.0),
-                              self.spec.class_names)
+                              self.spec.class_names, name=source_id)
             self.trackers[source_id] = tracker
         return tracker
 

@@ -121,6 +121,12 @@ class JsonlSink(Sink):
         self._size += len(data)
         self.lines += 1
 
+    def abort(self) -> None:
+        self.close()
+        if self.lines == 0:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+
     def close(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1

@@ -7,7 +7,9 @@ GStreamer pipelines (OpenCV), with reconnection and a stall watchdog.
 - Reconnection backs off exponentially with jitter, capped at ``backoff_max``, and goes on
   forever once the source has delivered a frame: a camera that drops later comes back.
 - A source that never connected gives up after ``first_connect_timeout`` with a clear
-  error, at once for answers that will not change (404, 401, not a video).
+  error, at once for answers that will not change (404, 401, not a video). FFmpeg's
+  "Invalid data" counts only when two attempts in a row get it: a camera that dies in the
+  middle of the handshake leaves the same error behind, and it may come back.
 - Credentials in the URL never reach logs, errors or the summary (``pipeline.io.uri``).
 """
 
@@ -38,7 +40,13 @@ STREAM_CODECS = {"h264", "hevc", "mjpeg", "mpeg4", "mpeg2video", "vp8", "vp9", "
 
 
 class _Permanent(SourceError):
-    """An answer that retrying will not change (404, 401, not a video)."""
+    """An answer that retrying will not change (404, 401, not a video). ``sure`` is False
+    for FFmpeg's "Invalid data": also what a camera that dies in the middle of the
+    handshake leaves behind, so it is only believed when the next attempt says it again."""
+
+    def __init__(self, reason: str, sure: bool = True) -> None:
+        super().__init__(reason)
+        self.sure = sure
 
 
 def _ffmpeg_reader(url: str, p: LiveParams,
@@ -52,9 +60,10 @@ def _ffmpeg_reader(url: str, p: LiveParams,
         options |= {"rtsp_transport": p.transport.value, "max_delay": "500000"}
     try:
         container = av.open(url, options=options, timeout=(open_timeout, p.read_timeout))
-    except (av.HTTPNotFoundError, av.HTTPUnauthorizedError, av.HTTPForbiddenError,
-            av.InvalidDataError) as exc:
+    except (av.HTTPNotFoundError, av.HTTPUnauthorizedError, av.HTTPForbiddenError) as exc:
         raise _Permanent(getattr(exc, "strerror", None) or str(exc)) from None
+    except av.InvalidDataError as exc:
+        raise _Permanent(getattr(exc, "strerror", None) or str(exc), sure=False) from None
     if not container.streams.video:
         container.close()
         raise _Permanent("no video stream")
@@ -151,7 +160,9 @@ class LiveSource(Source):
         p, h = self.params, self.health
         started = self._created
         seq = 0
+        doubt = ""  # an unconfirmed permanent answer of the attempt just made
         while not stop.is_set():
+            previous, doubt = doubt, ""
             try:
                 open_timeout = p.open_timeout
                 if h.frames == 0:  # never connected: stay inside the give-up time
@@ -175,8 +186,10 @@ class LiveSource(Source):
                 reason = "stream ended"
             except _Permanent as exc:
                 reason = scrub(str(exc), self.uri)
-                if h.frames == 0:
+                if h.frames == 0 and (exc.sure or reason == previous):
                     raise SourceError(f"{self}: {reason}") from None
+                if not exc.sure:  # said twice in a row before the first frame: believed
+                    doubt = reason
             except Exception as exc:  # noqa: BLE001 - any FFmpeg/OpenCV failure: reconnect
                 reason = scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__,
                                self.uri)

@@ -162,7 +162,7 @@ class Pipeline:
         for source, _ in self._sources:
             _quietly(source.close)
         for outcome, _ in self._outputs:
-            _quietly(outcome.sink.close)
+            _quietly(outcome.sink.abort)
         for stage in self._stages:
             _quietly(stage.stop)
 

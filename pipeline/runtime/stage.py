@@ -40,6 +40,9 @@ class Source:
     name = "source"
     source_id = "src0"
     target = ""  # what the user named: a path or a redacted URL, for messages
+    # set by a source that could not be read whole (damaged video, unreadable images): what
+    # was lost; the run finishes what it could read, then fails with this
+    incomplete: str | None = None
     live = False  # live sources get DROP_OLDEST rings and never end on their own
     total_frames: int | None = None  # known length for files (progress bars)
     fps: float = 0.0
@@ -77,3 +80,8 @@ class Sink:
 
     def close(self) -> None:
         """Finalize the output; called once, also after an error upstream."""
+
+    def abort(self) -> None:
+        """Instead of ``close`` when the pipeline never started (building failed): remove
+        whatever opening created, so a failed start leaves no empty output behind."""
+        self.close()

@@ -8,13 +8,17 @@ order maps back to our compact masks without the tracker ever copying them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from pipeline.config import Similarity, TrackerKind, TrackParams
 from pipeline.errors import ConfigError
+from pipeline.track.clock import Jump, TrackClock
 from pipeline.types import Detections
+
+log = logging.getLogger(__name__)
 
 
 class Tracker:
@@ -24,9 +28,13 @@ class Tracker:
     """
 
     def __init__(self, params: TrackParams, frame_rate: float = 30.0,
-                 class_names: tuple[str, ...] = ()) -> None:
+                 class_names: tuple[str, ...] = (), name: str = "") -> None:
         self.params = params
+        self.name = name  # the source's id, for log lines
         self.frame_rate = frame_rate if frame_rate > 0 else 30.0
+        self._clock = TrackClock(self.frame_rate, params.max_gap)
+        self._id_base = 0  # added to the trackers' ids, so ids stay unique across restarts
+        self._max_id = -1
         self._group_of = _class_groups(params.class_groups, class_names)
         n = int(self._group_of.max()) + 1 if len(self._group_of) else 1
         self._impls = [self._make() for _ in range(n)]  # all None for kind "none"
@@ -81,6 +89,12 @@ class Tracker:
         ``image`` feeds BoT-SORT's camera-motion compensation and re-identification."""
         if self.params.kind is TrackerKind.NONE:
             return det
+        if timestamp is not None:
+            timestamp, jump = self._clock(timestamp)
+            if jump is not None:
+                log.warning("%s%s", f"{self.name}: " if self.name else "", jump.describe())
+                if jump.jump is Jump.GAP:
+                    self.reset()
         self._frames += 1
         frame = image if self.params.kind is TrackerKind.BOTSORT else None
         if len(self._impls) == 1:
@@ -91,6 +105,9 @@ class Tracker:
                      for g in range(len(self._impls))]
             rows = np.concatenate([r for r, _ in parts])
             ids = np.concatenate([i for _, i in parts])
+        if len(ids):
+            ids = np.where(ids >= 0, ids + self._id_base, -1)
+            self._max_id = max(self._max_id, int(ids.max()))
         tracked = _with_track_ids(det.take(rows), ids)
         if self._reid is not None:
             t = timestamp if timestamp is not None else self._frames / self.frame_rate
@@ -120,6 +137,8 @@ class Tracker:
         return np.asarray(out.data["row"], np.int64), ids
 
     def reset(self) -> None:
+        """Forget every track; later ids are new ones (never an id given before)."""
+        self._id_base = self._max_id + 1
         for impl in self._impls:
             if impl is not None:
                 impl.reset()
