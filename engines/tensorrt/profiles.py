@@ -39,13 +39,14 @@ class ProfileShape:
 def read_onnx_inputs(path: str | Path) -> tuple[OnnxInput, ...]:
     """The graph inputs of an ONNX file (initializers listed as inputs are left out)."""
     import onnx
+    from google.protobuf.message import DecodeError
 
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"ONNX model not found: {path}")
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends are not typed usefully
+    except (DecodeError, OSError, ValueError) as exc:
         raise ModelError(f"{path}: not a readable ONNX model ({exc})") from None
     inits = {i.name for i in model.graph.initializer}
     out = []

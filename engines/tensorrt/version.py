@@ -59,8 +59,8 @@ def import_tensorrt() -> ModuleType:
         raise BackendUnavailable(f"TensorRT cannot load its libraries ({exc}); "
                                  f"{INSTALL_HINT}") from None
     if not isinstance(getattr(trt, "__version__", None), str) or not hasattr(trt, "Builder"):
-        raise BackendUnavailable(f"TensorRT is not installed (only its type stubs were found at "
-                                 f"{list(getattr(trt, '__path__', []))}); {INSTALL_HINT}")
+        raise BackendUnavailable(f"TensorRT is not installed (only its type stubs are); "
+                                 f"{INSTALL_HINT}")
     return trt
 
 
