@@ -155,7 +155,7 @@ def build_engine(onnx_path: str | Path, options: BuildOptions | None = None) -> 
             net = NetworkSettings(int(options.workspace_gib * (1 << 30)),
                                   options.optimization_level, options.hardware_compat,
                                   options.version_compatible)
-            plan_bytes = build_plan_bytes(trt, source, plan, profiles, net,
+            plan_bytes = build_plan_bytes(source, plan, profiles, net,
                                           cache.timing_cache_path(facts))
         header = dict(meta, batch=options.batch, maskstream={
             "trt": str(version), "precision": options.precision.value, "key": key})

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,8 +28,12 @@ from engines.errors import EngineError, ModelError
 from engines.tensorrt.dtypes import dtype_name, torch_dtype
 from engines.tensorrt.gpu import require_cuda
 from engines.tensorrt.header import metadata_strings, read_engine_file
-from engines.tensorrt.network import make_logger
+from engines.tensorrt.network import logged_errors, make_logger
 from engines.tensorrt.version import import_tensorrt, installed_version
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +50,10 @@ class TensorRTEngine:
     """
 
     def __init__(self, path: str | Path, device: str = "cuda:0", cuda_graph: bool = True) -> None:
-        trt = import_tensorrt()
+        version = installed_version(import_tensorrt())  # or: what to install
+        import tensorrt as trt
         import torch
 
-        self._trt = trt
         self._index = require_cuda(device)
         self.device = f"cuda:{self._index}"
         self.path = Path(path)
@@ -58,35 +62,34 @@ class TensorRTEngine:
         self.backend = Backend.TENSORRT
         self.io = IoKind.TORCH
         self.outputs_reused = True
-        self._logger = make_logger(trt)
+        self._logger = make_logger()
         self._graph: Any = None
         self._graph_shapes: tuple[tuple[int, ...], ...] | None = None
         self._use_graph = cuda_graph
         with torch.cuda.device(self._index):
-            self._runtime = trt.Runtime(self._logger)
+            self._runtime: trt.Runtime | None = trt.Runtime(self._logger)
             if "dla" in file.metadata:  # built for a DLA core (Ultralytics' convention)
                 self._runtime.DLA_core = int(file.metadata["dla"])
-            engine = self._runtime.deserialize_cuda_engine(file.plan)
+            engine: trt.ICudaEngine | None = self._runtime.deserialize_cuda_engine(file.plan)
             if engine is None:
-                why = "; ".join(self._logger.errors[-3:]) or "no reason given"
                 raise ModelError(
-                    f"{self.path}: TensorRT {installed_version(trt)} cannot load this engine "
-                    f"({why}). Engines run only on the TensorRT version and GPU type that built "
+                    f"{self.path}: TensorRT {version} cannot load this engine "
+                    f"({logged_errors(self._logger, 3)}). Engines run only on the TensorRT version and GPU type that built "
                     "them: rebuild it here (maskstream build-engine MODEL.onnx)")
-            self._engine = engine
-            context = engine.create_execution_context()
+            self._engine: trt.ICudaEngine | None = engine
+            context: trt.IExecutionContext | None = engine.create_execution_context()
             if context is None:
                 raise EngineError(f"{self.path}: could not create an execution context "
                                   "(out of GPU memory?)")
-            self._context = context
+            self._context: trt.IExecutionContext | None = context
             self.stream = torch.cuda.Stream(device=self._index)
-            self._bind_buffers()
+            self._bind_buffers(engine, context)
 
-    def _bind_buffers(self) -> None:
+    def _bind_buffers(self, engine: trt.ICudaEngine, context: trt.IExecutionContext) -> None:
         """Allocate every I/O tensor at the profile's largest shape and bind it by name."""
+        import tensorrt as trt
         import torch
 
-        trt, engine, context = self._trt, self._engine, self._context
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         in_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         out_names = [n for n in names if n not in in_names]
@@ -133,7 +136,7 @@ class TensorRTEngine:
             raise EngineError(f"input {name}: shape {list(shape)} is outside the engine's "
                               f"profile {list(lo)}..{list(hi)}")
         if self._shapes[name] != shape:
-            if not self._context.set_input_shape(name, shape):
+            if not self._live_context().set_input_shape(name, shape):
                 raise EngineError(f"input {name}: TensorRT rejected shape {list(shape)}")
             self._shapes[name] = shape
 
@@ -143,8 +146,7 @@ class TensorRTEngine:
         (torch, on ``device``), valid until the next call; ready when ``stream`` has run."""
         import torch
 
-        if self._engine is None:
-            raise EngineError(f"{self.path}: engine is closed")
+        context = self._live_context()
         missing = [t.name for t in self.inputs if t.name not in feeds]
         if missing:
             raise EngineError(f"missing input(s) {missing}; the engine takes "
@@ -163,20 +165,25 @@ class TensorRTEngine:
                 self._front(name, shape).copy_(src, non_blocking=True)
             shapes = tuple(self._shapes[t.name] for t in self.inputs)
             if shapes != self._graph_shapes:
-                self._out_shapes = {t.name: _dims(self._context.get_tensor_shape(t.name))
+                self._out_shapes = {t.name: _dims(context.get_tensor_shape(t.name))
                                     for t in self.outputs}
             self._run(shapes)
         return {t.name: self._front(t.name, self._out_shapes[t.name]) for t in self.outputs}
 
-    def _front(self, name: str, shape: tuple[int, ...]) -> Any:
+    def _front(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
         """The first ``prod(shape)`` elements of a static buffer, viewed as ``shape``."""
         buf = self._buffers[name]
         return buf.view(-1)[:int(np.prod(shape))].view(shape)
 
+    def _live_context(self) -> trt.IExecutionContext:
+        if self._context is None:
+            raise EngineError(f"{self.path}: engine is closed")
+        return self._context
+
     def _enqueue(self) -> None:
-        if not self._context.execute_async_v3(self.stream.cuda_stream):
+        if not self._live_context().execute_async_v3(self.stream.cuda_stream):
             raise EngineError(f"{self.path}: TensorRT execute_async_v3 failed: "
-                              + ("; ".join(self._logger.errors[-3:]) or "no reason given"))
+                              f"{logged_errors(self._logger, 3)}")
 
     def _run(self, shapes: tuple[tuple[int, ...], ...]) -> None:
         if not self._use_graph:
