@@ -151,6 +151,7 @@ def test_fp16_autocast_matches_float(material, tmp_path) -> None:
     assert n >= 6 and k >= 0.95 * n and mean_iou >= 0.95
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # reference Sigmoid: exp overflow in the branch not taken
 def test_int8_qdq_tensorrt_recipe(material, tmp_path) -> None:
     import onnx
 
