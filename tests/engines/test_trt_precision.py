@@ -4,7 +4,7 @@ float32 fixture model on real frames (skipped where nvidia-modelopt[onnx] is abs
 - FP16 (AutoCast): run under ONNX Runtime CPU; detections must match the float model's.
 - INT8, TensorRT's recipe (Q/DQ, the rest in FP16): ONNX Runtime's CPU QuantizeLinear on
   float16 input truncates instead of rounding to nearest even (microsoft/onnxruntime#18576,
-  seen here with 1.24 and 1.32: no detections survive), so this graph is run with ONNX's
+  seen here with 1.24 and 1.32: 0-4 detections of 7-24 survive), so this graph is run with ONNX's
   reference evaluator, which follows the operator spec. Its Resize is replaced by an
   equivalent nearest-neighbour one (onnx 1.21's, which ModelOpt pins, loops per element in
   Python: minutes per frame); the operators under test, Q/DQ, are the reference's own.
