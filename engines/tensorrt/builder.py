@@ -158,7 +158,8 @@ def build_engine(onnx_path: str | Path, options: BuildOptions | None = None) -> 
             plan_bytes = build_plan_bytes(source, plan, profiles, net,
                                           cache.timing_cache_path(facts))
         header = dict(meta, batch=options.batch, maskstream={
-            "trt": str(version), "precision": options.precision.value, "key": key})
+            "trt": str(version), "precision": options.precision.value, "key": key,
+            "version_compatible": options.version_compatible})
         if options.dla_core is not None:
             header["dla"] = str(options.dla_core)  # Ultralytics' key: sets Runtime.DLA_core
         cached = cache.store(key, join_header(plan_bytes, header), stem)

@@ -70,12 +70,18 @@ class TensorRTEngine:
             self._runtime: trt.Runtime | None = trt.Runtime(self._logger)
             if "dla" in file.metadata:  # built for a DLA core (Ultralytics' convention)
                 self._runtime.DLA_core = int(file.metadata["dla"])
+            ours = file.metadata.get("maskstream")
+            if isinstance(ours, dict) and ours.get("version_compatible"):
+                # a version-compatible plan embeds its lean runtime (host code): TensorRT
+                # loads it only when allowed; these are engines built by maskstream itself
+                self._runtime.engine_host_code_allowed = True
             engine: trt.ICudaEngine | None = self._runtime.deserialize_cuda_engine(file.plan)
             if engine is None:
                 raise ModelError(
                     f"{self.path}: TensorRT {version} cannot load this engine "
-                    f"({logged_errors(self._logger, 3)}). Engines run only on the TensorRT version and GPU type that built "
-                    "them: rebuild it here (maskstream build-engine MODEL.onnx)")
+                    f"({logged_errors(self._logger, 3)}). Engines run only with the TensorRT "
+                    "version and GPU type that built them: rebuild it here "
+                    "(maskstream build-engine MODEL.onnx)")
             self._engine: trt.ICudaEngine | None = engine
             context: trt.IExecutionContext | None = engine.create_execution_context()
             if context is None:
@@ -206,7 +212,8 @@ class TensorRTEngine:
         self.stream.synchronize()
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph, stream=self.stream):
+            # thread_local: other pipeline threads may use CUDA while this one captures
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                 self._enqueue()
         except (RuntimeError, EngineError) as exc:
             # Clearing the error: torch offers no cudaGetLastError; an invalidated capture
