@@ -14,7 +14,7 @@ BENCH_VIDEO ?= $(FIXTURES)/videos/udacity_solidWhiteRight.mp4
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build (a plain `torch` requirement would pull a CUDA build);
-# TensorRT's type stubs last, beside the venv's packages (tools/trt_stubs.py says why)
+# TensorRT's type stubs last, in $(VENV)/typings for mypy (tools/trt_stubs.py says why)
 $(VENV)/.installed: pyproject.toml tools/trt_stubs.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0

@@ -38,8 +38,8 @@ def calibration_frames(video: str | Path, spec: ModelSpec, count: int) -> np.nda
     """Up to ``count`` frames of ``video`` spread over its whole length, preprocessed for
     ``spec``: ``(N, 3, H, W)`` float32."""
     from engines.tensorrt.calibration import CalibrationSampler
-    from pipeline.io.sources import VideoFileSource
     from pipeline.infer.preprocess import letterbox, stretch, to_tensor
+    from pipeline.io.sources import VideoFileSource
 
     source = VideoFileSource(video)
     sampler = CalibrationSampler(count, total=source.total_frames)

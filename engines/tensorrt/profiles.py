@@ -103,7 +103,7 @@ def batch_profiles(inputs: tuple[OnnxInput, ...], batch: int = 1,
                 raise ModelError(
                     f"input {inp.name} {list(inp.shape)} has a fixed batch of {fixed_batch}, "
                     f"got batch {batch}: re-export with a dynamic batch "
-                    "(tools/dynamic_batch.py) or use batch " f"{fixed_batch}")
+                    "(python -m tools.dynamic_batch) or use batch " f"{fixed_batch}")
             lo = hi = fixed_batch
         else:
             lo, hi = 1, batch

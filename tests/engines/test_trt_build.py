@@ -15,7 +15,7 @@ from engines.tensorrt.builder import BuildOptions, onnx_metadata
 from engines.tensorrt.gpu import cuda_index
 from engines.tensorrt.precision import Precision
 from pipeline.errors import ConfigError
-from tests.conftest import MODELS, UDACITY, needs_fixtures, run_cli
+from tests.helpers import MODELS, UDACITY, needs_fixtures, run_cli
 
 YOLO_320 = MODELS / "yolov8n-seg-320.onnx"
 
@@ -111,8 +111,8 @@ def test_onnx_metadata_becomes_header_values() -> None:
 @needs_fixtures
 def test_calibration_frames_match_pipeline_preprocessing() -> None:
     from pipeline.build_engine import calibration_frames, model_spec
-    from pipeline.pixels import frame_to_bgr
-    from pipeline.preprocess import letterbox, to_tensor
+    from pipeline.infer.preprocess import letterbox, to_tensor
+    from pipeline.io.pixels import frame_to_bgr
 
     spec = model_spec(YOLO_320)
     arr = calibration_frames(UDACITY, spec, count=8)

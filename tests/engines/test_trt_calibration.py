@@ -10,8 +10,8 @@ import pytest
 from engines.errors import ModelError
 from engines.spec import Layout, ModelSpec, Resize, Task
 from engines.tensorrt.calibration import CalibrationSampler, collect, even_indices
-from pipeline.preprocess import letterbox, to_tensor
-from tests.conftest import UDACITY, needs_fixtures
+from pipeline.infer.preprocess import letterbox, to_tensor
+from tests.helpers import UDACITY, needs_fixtures
 
 SPEC = ModelSpec(path="m.onnx", task=Task.INSTANCE, layout=Layout.YOLOV8, input_name="images",
                  input_wh=(160, 96), resize=Resize.LETTERBOX, rgb=True, mean=(0.0, 0.0, 0.0),

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import MODELS, ROOT, UDACITY, needs_fixtures
+from tests.helpers import MODELS, ROOT, UDACITY, needs_fixtures
 
 
 def _tensorrt_ok() -> bool:
@@ -43,8 +43,8 @@ YOLO_320 = MODELS / "yolov8n-seg-320.onnx"
 def frames():
     """Four letterboxed fixture frames (1×3×320×320 float32) with their letterboxes."""
     from pipeline.build_engine import model_spec
-    from pipeline.capture import VideoFileSource
-    from pipeline.preprocess import letterbox, to_tensor
+    from pipeline.infer.preprocess import letterbox, to_tensor
+    from pipeline.io.sources import VideoFileSource
 
     spec = model_spec(YOLO_320)
     source = VideoFileSource(UDACITY)
@@ -73,7 +73,8 @@ def ort(x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def boxes(spec, outputs, box) -> np.ndarray:
-    from pipeline.decode import DecodeParams, YoloSegDecoder
+    from pipeline.config import DecodeParams
+    from pipeline.decode.yolo import YoloSegDecoder
 
     out = {k: (v.float().cpu() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
     return YoloSegDecoder(spec, DecodeParams())(out, box).xyxy
@@ -177,8 +178,8 @@ def test_dynamic_batch_engine(frames, cache_dir, tmp_path) -> None:
 
     _, tests = frames
     dyn = tmp_path / "dyn.onnx"
-    subprocess.run([sys.executable, str(ROOT / "tools" / "dynamic_batch.py"), str(YOLO_320),
-                    str(dyn)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "tools.dynamic_batch", str(YOLO_320), str(dyn)],
+                   check=True, capture_output=True, timeout=300, cwd=ROOT)
     path = build_engine(dyn, BuildOptions(batch=4, cache_dir=cache_dir))
     engine = open_tensorrt_engine(path)
     try:

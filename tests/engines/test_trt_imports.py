@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 MODULES = ["engines.tensorrt", "engines.tensorrt.builder", "engines.tensorrt.cache",
            "engines.tensorrt.calibration", "engines.tensorrt.dtypes", "engines.tensorrt.engine",

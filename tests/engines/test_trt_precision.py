@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import MODELS, UDACITY, needs_fixtures
+from tests.helpers import MODELS, UDACITY, needs_fixtures
 
 pytestmark = [
     needs_fixtures,
@@ -37,8 +37,8 @@ FLOAT, FLOAT16 = 1, 10  # onnx.TensorProto data types
 def material():
     """The model's spec, 3 test frames (with their letterbox) and 32 calibration frames."""
     from pipeline.build_engine import calibration_frames, model_spec
-    from pipeline.capture import VideoFileSource
-    from pipeline.preprocess import letterbox, to_tensor
+    from pipeline.infer.preprocess import letterbox, to_tensor
+    from pipeline.io.sources import VideoFileSource
 
     spec = model_spec(YOLO_320)
     source = VideoFileSource(UDACITY)
@@ -77,7 +77,8 @@ def reference_evaluator(model):
 
 
 def detections(spec, outputs: dict, box):
-    from pipeline.decode import DecodeParams, YoloSegDecoder
+    from pipeline.config import DecodeParams
+    from pipeline.decode.yolo import YoloSegDecoder
 
     return YoloSegDecoder(spec, DecodeParams())(outputs, box)
 

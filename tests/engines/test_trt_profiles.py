@@ -6,7 +6,7 @@ import pytest
 
 from engines.errors import ModelError
 from engines.tensorrt.profiles import OnnxInput, ProfileShape, batch_profiles, read_onnx_inputs
-from tests.conftest import MODELS, TWINLITE, needs_fixtures
+from tests.helpers import MODELS, TWINLITE, needs_fixtures
 
 YOLO_320 = MODELS / "yolov8n-seg-320.onnx"
 
