@@ -13,11 +13,13 @@ BENCH_VIDEO ?= $(FIXTURES)/videos/udacity_solidWhiteRight.mp4
 
 setup: $(VENV)/.installed
 
-# torch==2.13.0 first: the CPU build (a plain `torch` requirement would pull a CUDA build)
-$(VENV)/.installed: pyproject.toml
+# torch==2.13.0 first: the CPU build (a plain `torch` requirement would pull a CUDA build);
+# TensorRT's type stubs last, in $(VENV)/typings for mypy (tools/trt_stubs.py says why)
+$(VENV)/.installed: pyproject.toml tools/trt_stubs.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) tools/trt_stubs.py $(VENV)/typings
 	touch $@
 
 # the bundled demo model on a generated dashcam clip (made once, then reused)
