@@ -6,8 +6,8 @@ from pathlib import Path
 
 from engines.base import Backend, Engine, IoKind, TensorInfo
 from engines.device import Device, DeviceKind, parse_device
-from engines.errors import ModelError
-from engines.select import Choice, choose_backend, usable_backends
+from engines.paths import check_model_path
+from engines.select import ENGINE_SUFFIXES, Choice, choose_backend, usable_backends
 from engines.spec import Layout, ModelSpec, Resize, Task, read_spec
 
 __all__ = ["Backend", "Choice", "Device", "DeviceKind", "Engine", "IoKind", "Layout", "ModelSpec",
@@ -21,23 +21,19 @@ def open_engine(path: str | Path, backend: Backend | str = Backend.AUTO,
     """Load ``path`` on the backend and device :func:`choose_backend` settles on.
 
     ``threads``: ONNX Runtime intra-op threads (CPU). ``fp16`` / ``cuda_graphs``: the
-    torch backend's options (None: on where the device is CUDA).
+    torch backend's options (None: on where the device is CUDA). An ``.onnx`` model on
+    TensorRT is built first (cached: minutes the first time, then a lookup).
     """
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
+    path = check_model_path(path)
     choice = choose_backend(path, backend, device)
     if choice.backend is Backend.TENSORRT:
-        from engines.tensorrt import open_tensorrt_engine  # type: ignore[import-not-found,unused-ignore]
+        from engines.tensorrt import open_tensorrt_engine
 
-        engine: Engine = open_tensorrt_engine(path, str(choice.device))
-        return engine
-    suffix = path.suffix.lower()
-    if suffix != ".onnx":
-        raise ModelError(
-            f"{path.name}: unsupported model file type {suffix!r} (expected .onnx, or a "
-            "TensorRT .engine/.plan)"
-        )
+        if path.suffix.lower() not in ENGINE_SUFFIXES:
+            from engines.tensorrt.builder import BuildOptions, build_engine
+
+            path = build_engine(path, BuildOptions(device=str(choice.device)))
+        return open_tensorrt_engine(path, str(choice.device))
     if choice.backend is Backend.TORCH:
         from engines.pytorch import TorchEngine
 

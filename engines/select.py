@@ -62,10 +62,13 @@ class Usability:
 
 
 def _present(module: str) -> bool:
+    """Importable, as a real package: a namespace package (a folder of type stubs, say)
+    does not count."""
     try:
-        return importlib.util.find_spec(module) is not None
+        spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):  # a parent package missing, or a broken install
         return False
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 def _cuda_problem() -> str | None:

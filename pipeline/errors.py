@@ -22,7 +22,8 @@ class SourceTimeout(SourceError, TimeoutError):
 
 
 class TruncatedSource(SourceError):
-    """A file source broke off mid-stream; the frames before the break were delivered."""
+    """A file source could not be read whole (a damaged or truncated video, unreadable
+    images); everything readable was delivered."""
 
 
 class SinkError(MaskstreamError, OSError):

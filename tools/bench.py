@@ -38,15 +38,23 @@ import torch
 from engines import Backend, choose_backend, open_engine, read_spec
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from engines.select import torch_problem
-from pipeline.config import Config, ModelConfig, OutputConfig, SourceConfig
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from pipeline.config import (
+    Config,
+    DecodeParams,
+    ModelConfig,
+    OutputConfig,
+    RenderParams,
+    SourceConfig,
+    TrackParams,
+)
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.graph import build_pipeline
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.jsonl_sink import JsonlSink
 from pipeline.io.sources import VideoFileSource
 from pipeline.io.video_sink import VideoSink
-from pipeline.render.render import Render, RenderParams
-from pipeline.track.tracker import Tracker, TrackParams
+from pipeline.render.render import Render
+from pipeline.track.tracker import Tracker
 from tools.bench_torch import bench_torch_model_only, print_rows
 
 

@@ -23,7 +23,7 @@ BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 JOIN_S = 2.0
 
 
-def _histogram(family, labels: list[str], h: LatencyHistogram) -> None:
+def _histogram(family: Any, labels: list[str], h: LatencyHistogram) -> None:
     counts = h.cumulative(BUCKETS)
     buckets = [(str(b), c) for b, c in zip(BUCKETS, counts, strict=True)]
     buckets.append(("+Inf", h.count))
