@@ -54,7 +54,9 @@ class GraphRunner:
                     forward(*self.static_inputs)
             stream.synchronize()
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph, pool=pool, stream=stream):
+            # thread_local: other pipeline threads may use CUDA while this one captures
+            with torch.cuda.graph(self.graph, pool=pool, stream=stream,
+                                  capture_error_mode="thread_local"):
                 self.static_outputs: tuple[torch.Tensor, ...] = forward(*self.static_inputs)
 
     def __call__(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
