@@ -25,13 +25,12 @@ from engines.device import (
     parse_device,
 )
 from engines.errors import BackendUnavailable, DeviceError, ModelError
+from engines.tensorrt.version import INSTALL_HINT as INSTALL_TENSORRT
 
 log = logging.getLogger(__name__)
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 
-INSTALL_TENSORRT = ("pip install tensorrt (x86-64 and JetPack 7), or apt install "
-                    "python3-libnvinfer on JetPack 6 (a venv with --system-site-packages)")
 INSTALL_TORCH_CUDA = ("a CUDA build of torch (https://pytorch.org/get-started/locally; "
                       "NVIDIA's wheel on Jetson)")
 INSTALL_ONNX2TORCH = ("pip install 'maskstream[torch]' and pip install --no-deps "
@@ -84,9 +83,7 @@ def _cuda_problem() -> str | None:
 def tensorrt_problem() -> str | None:
     """Why the TensorRT backend cannot run here, or None."""
     if not _present("tensorrt"):
-        return f"the tensorrt package is not installed: {INSTALL_TENSORRT}"
-    if not _present("engines.tensorrt"):
-        return "this build of maskstream has no TensorRT backend (engines/tensorrt)"
+        return f"the tensorrt package is not installed; {INSTALL_TENSORRT}"
     return _cuda_problem()
 
 
