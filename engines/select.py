@@ -106,6 +106,10 @@ def onnxruntime_cuda_problem() -> str | None:
     return _cuda_problem()
 
 
+def _onnxruntime_problem(cuda: bool) -> str | None:
+    return onnxruntime_cuda_problem() if cuda else None
+
+
 def usable_backends() -> list[Usability]:
     """Every backend × device this build knows, and whether it is usable here."""
     return [
@@ -133,8 +137,7 @@ def _explicit(backend: Backend, device: Device) -> Choice:
         if problem:
             raise BackendUnavailable(f"backend tensorrt: {problem}")
         return Choice(backend, _cuda(device), "asked for")
-    problem_of = ((lambda cuda: torch_problem(cuda)) if backend is Backend.TORCH
-                  else (lambda cuda: onnxruntime_cuda_problem() if cuda else None))
+    problem_of = torch_problem if backend is Backend.TORCH else _onnxruntime_problem
     if device.kind is DeviceKind.CPU:
         problem = problem_of(False)
         if problem:
@@ -184,13 +187,13 @@ def choose_backend(path: str | Path, backend: Backend | str = Backend.AUTO,
         raise ModelError(f"backend: expected one of {', '.join(b.value for b in Backend)}, "
                          f"got {backend!r}") from None
     dev = parse_device(device)
+    decided = backend is Backend.AUTO or dev.kind is DeviceKind.AUTO  # else: as asked
     if Path(path).suffix.lower() in ENGINE_SUFFIXES:
         if backend not in (Backend.AUTO, Backend.TENSORRT):
             raise ModelError(f"{Path(path).name}: a TensorRT engine file runs on the tensorrt "
                              f"backend only, got backend {backend.value}")
         backend = Backend.TENSORRT
     choice = _automatic(dev) if backend is Backend.AUTO else _explicit(backend, dev)
-    decided = Backend(backend) is Backend.AUTO or dev.kind is DeviceKind.AUTO
     log.log(logging.INFO if decided else logging.DEBUG, "backend %s on %s for %s: %s",
             choice.backend.value, choice.device, Path(path).name, choice.reason)
     return choice
