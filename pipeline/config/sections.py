@@ -172,13 +172,15 @@ class RenderParams:
     trail_length: int = 30  # points per track; 0 turns trails off
     mask_alpha: float = 0.45
     class_map_alpha: float = 0.4
-    line_width: int = 2
+    line_width: int = 0  # box and trail thickness in pixels; 0: scale with the frame
+    text_scale: float = 0.0  # OpenCV font scale of labels; 0: scale with the frame
 
     def __post_init__(self) -> None:
         in_range("render.mask_alpha", self.mask_alpha, 0.0, 1.0)
         in_range("render.class_map_alpha", self.class_map_alpha, 0.0, 1.0)
         in_range("render.trail_length", self.trail_length, 0, 10_000)
-        in_range("render.line_width", self.line_width, 1, 64)
+        in_range("render.line_width", self.line_width, 0, 64)
+        in_range("render.text_scale", self.text_scale, 0.0, 20.0)
 
 
 @dataclass(frozen=True)

@@ -96,8 +96,8 @@ class DevicePreprocess:
         if (new_w, new_h) != (w, h):
             resized = self._buffer(self._resized, (new_w, new_h))
             # the out= form of F.interpolate(mode="bilinear", align_corners=False)
-            torch._C._nn.upsample_bilinear2d(plane, [new_h, new_w], False, None, None,
-                                             out=resized)
+            torch.ops.aten.upsample_bilinear2d.out(plane, [new_h, new_w], False, None, None,
+                                                   out=resized)
         else:
             resized = plane
         dst = self.input[slot:slot + 1]
