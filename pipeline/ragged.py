@@ -45,8 +45,9 @@ class RaggedCells:
         offsets = np.zeros(len(wh) + 1, np.int64)
         np.cumsum(areas, out=offsets[1:])
         total = int(offsets[-1])
-        packed = np.concatenate([wh[:, :1], offsets[:-1, None], areas[:, None],
-                                 np.asarray(table, np.int64).reshape(len(wh), -1)], axis=1)
+        table = np.asarray(table, np.int64)
+        table = table.reshape(len(wh), table.shape[-1] if table.ndim == 2 else -1)
+        packed = np.concatenate([wh[:, :1], offsets[:-1, None], areas[:, None], table], axis=1)
         dev_table = upload(packed, self.device)
         item = torch.repeat_interleave(dev_table[:, 2], output_size=total)
         row = dev_table.index_select(0, item)
