@@ -28,7 +28,6 @@ from pipeline.errors import ConfigError
 from pipeline.infer.preprocess import PAD_VALUE, letterbox_geometry
 from pipeline.types import Letterbox
 
-
 RESIZE_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
 

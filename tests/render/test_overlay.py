@@ -92,8 +92,6 @@ def real_detections(n: int) -> tuple[Frame, Detections, PackedMasks]:
     src.close()
     f = Preprocess(spec).process(frame)
     outputs = {k: torch.from_numpy(v) for k, v in engine.infer({spec.input_name: f.tensor}).items()}
-    dec = YoloSegDecoder(spec, DecodeParams(conf=0.001))
-    xyxy, scores, class_ids, _ = dec.candidates(outputs[spec.preds_name])
     ddec = DeviceYoloSegDecoder(spec, DecodeParams(conf=0.001, iou=1.0), "cpu")
     det, packed = ddec(outputs, f.letterbox)
     keep = np.arange(n)
