@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from engines.spec import Layout, ModelSpec, Task
+from pipeline.config import DecodeParams
 from pipeline.decode.device_masks import PackedMasks, decode_packed
 from pipeline.decode.mask_overlap import suppress_covered
 from pipeline.decode.masks import mask_boxes
 from pipeline.decode.nms import nms
-from pipeline.decode.yolo import DecodeParams
 from pipeline.errors import ConfigError
 from pipeline.ragged import RaggedCells
 from pipeline.transfer import upload

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from engines import open_engine, read_spec
+from pipeline.config import DecodeParams
 from pipeline.decode.device_masks import PackedMasks, box_masks, decode_packed
 from pipeline.decode.device_yolo import DeviceYoloSegDecoder
 from pipeline.decode.masks import decode_masks, mask_boxes
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.infer.device_preprocess import DevicePreprocess
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.sources import VideoFileSource

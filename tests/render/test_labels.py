@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from engines import open_engine, read_spec
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from pipeline.config import DecodeParams
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.sources import VideoFileSource
 from pipeline.render.layout import place_labels

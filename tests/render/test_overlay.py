@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from engines import open_engine, read_spec
+from pipeline.config import DecodeParams, TrackParams
 from pipeline.decode.device_masks import PackedMasks
 from pipeline.decode.device_yolo import DeviceYoloSegDecoder
 from pipeline.decode.masks import mask_boxes
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ConfigError
 from pipeline.infer.device_preprocess import DevicePreprocess
 from pipeline.infer.preprocess import Preprocess
@@ -22,7 +23,7 @@ from pipeline.io.sources import VideoFileSource
 from pipeline.ragged import RaggedCells
 from pipeline.render.device_overlay import DeviceOverlay
 from pipeline.render.render import Overlay, Render, RenderParams
-from pipeline.track.tracker import Tracker, TrackParams
+from pipeline.track.tracker import Tracker
 from pipeline.types import ClassMap, Detections, Frame
 from tests.helpers import MODELS, UDACITY, VIDEOS, OpLog, needs_fixtures
 
