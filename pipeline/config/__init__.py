@@ -5,7 +5,15 @@ an enum (``modes``), one range validator (``checks``), YAML loading and flag ove
 from __future__ import annotations
 
 from pipeline.config.loader import load_config, override
-from pipeline.config.modes import Backend, Overflow, Resize, Similarity, TrackerKind, Transport
+from pipeline.config.modes import (
+    Backend,
+    Overflow,
+    Resize,
+    Similarity,
+    TrackerKind,
+    Transport,
+    VideoDecoder,
+)
 from pipeline.config.sections import (
     Config,
     DecodeParams,
@@ -22,5 +30,5 @@ from pipeline.config.sections import (
 
 __all__ = ["Backend", "Config", "DecodeParams", "LiveParams", "MetricsConfig", "ModelConfig",
            "OutputConfig", "Overflow", "ReidParams", "RenderParams", "Resize", "RuntimeConfig",
-           "Similarity", "SourceConfig", "TrackParams", "TrackerKind", "Transport", "load_config",
-           "override"]
+           "Similarity", "SourceConfig", "TrackParams", "TrackerKind", "Transport", "VideoDecoder",
+           "load_config", "override"]

@@ -9,7 +9,8 @@ from engines.base import Backend
 from engines.spec import Resize
 from pipeline.runtime.ring import Overflow
 
-__all__ = ["Backend", "Overflow", "Resize", "Similarity", "TrackerKind", "Transport"]
+__all__ = ["Backend", "Overflow", "Resize", "Similarity", "TrackerKind", "Transport",
+           "VideoDecoder"]
 
 
 class TrackerKind(enum.Enum):
@@ -37,3 +38,13 @@ class Transport(enum.Enum):
 
     TCP = "tcp"
     UDP = "udp"
+
+
+class VideoDecoder(enum.Enum):
+    """Where video is decoded: ``cpu`` (FFmpeg through PyAV), ``nvdec`` (the GPU's decoder
+    through PyNvVideoCodec: files and network streams), ``auto`` (the CPU until the device
+    data path is wired into the graph)."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    NVDEC = "nvdec"

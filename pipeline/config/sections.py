@@ -11,7 +11,14 @@ import re
 from dataclasses import dataclass, field
 
 from pipeline.config.checks import in_range
-from pipeline.config.modes import Backend, Overflow, Similarity, TrackerKind, Transport
+from pipeline.config.modes import (
+    Backend,
+    Overflow,
+    Similarity,
+    TrackerKind,
+    Transport,
+    VideoDecoder,
+)
 from pipeline.errors import ConfigError
 
 # A ring slot can hold a decoded frame (6 MB at 1080p, 25 MB at 4K): more slots than this
@@ -25,6 +32,7 @@ class SourceConfig:
     uri: str = ""
     fps: float = 0.0  # image folders only: frames per second to stamp (0 → 30)
     decode_threads: int = 1  # FFmpeg decoder threads; 1 leaves the cores to inference
+    decode: VideoDecoder = VideoDecoder.AUTO  # auto | cpu | nvdec (files and streams)
 
     def __post_init__(self) -> None:
         in_range("source.fps", self.fps, 0)
