@@ -195,7 +195,7 @@ class RenderParams:
 class OutputConfig:
     video: str = ""  # out.mp4, rtsp://…, display:// or null://
     jsonl: str = ""
-    codec: str = "auto"  # auto → libx264 where available, else mpeg4
+    codec: str = "auto"  # auto: NVENC (files, where the GPU has one), else libx264, else mpeg4
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ fixed-point scheme with their own coefficients. A fixed handful of kernels per f
 from __future__ import annotations
 
 import enum
+import functools
 
 import torch
 
@@ -35,6 +36,25 @@ def _coefficients(matrix: YuvMatrix, full_range: bool) -> tuple[int, int, int, i
             round(-2 * kr * (1 - kr) / kg * c_scale * one), round(2 * (1 - kr) * c_scale * one))
 
 
+@functools.lru_cache(maxsize=32)
+def _chroma_weights(device: torch.device, matrix: YuvMatrix, full_range: bool,
+                    rgb: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """U and V weights per output channel (int32, on ``device``), made once: a tensor
+    built from a list per frame would be a blocking upload."""
+    _, cub, cug, cvg, cvr = _coefficients(matrix, full_range)
+    cu, cv = [cub, cug, 0], [0, cvg, cvr]
+    if rgb:
+        cu, cv = cu[::-1], cv[::-1]
+    return (torch.tensor(cu, dtype=torch.int32).to(device),
+            torch.tensor(cv, dtype=torch.int32).to(device))
+
+
+@functools.lru_cache(maxsize=8)
+def _to_yuv_weights(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.tensor(_TO_Y, dtype=torch.int32).to(device),
+            torch.tensor([_TO_U, _TO_V], dtype=torch.int32).to(device))
+
+
 def nv12_to_bgr(nv12: torch.Tensor, matrix: YuvMatrix = YuvMatrix.BT601,
                 full_range: bool = False, rgb: bool = False,
                 out: torch.Tensor | None = None) -> torch.Tensor:
@@ -45,13 +65,8 @@ def nv12_to_bgr(nv12: torch.Tensor, matrix: YuvMatrix = YuvMatrix.BT601,
     if nv12.dim() != 2 or nv12.dtype != torch.uint8 or h * 3 != rows * 2 or h % 2 or w % 2:
         raise ValueError(f"nv12: expected an (H*3/2, W) uint8 tensor with H and W even, got "
                          f"{tuple(nv12.shape)} {nv12.dtype}")
-    cy, cub, cug, cvg, cvr = _coefficients(matrix, full_range)
-    dev = nv12.device
-    # chroma weights per output channel, in output order
-    cu = torch.tensor([cub, cug, 0], dtype=torch.int32, device=dev)
-    cv = torch.tensor([0, cvg, cvr], dtype=torch.int32, device=dev)
-    if rgb:
-        cu, cv = cu.flip(0), cv.flip(0)
+    cy = _coefficients(matrix, full_range)[0]
+    cu, cv = _chroma_weights(nv12.device, matrix, full_range, rgb)
     uv = nv12[h:].reshape(h // 2, w // 2, 2).to(torch.int32) - 128
     chroma = uv[..., :1] * cu + uv[..., 1:] * cv + (1 << (SHIFT - 1))  # (h/2, w/2, 3)
     chroma = chroma[:, None, :, None].expand(h // 2, 2, w // 2, 2, 3).reshape(h, w, 3)
@@ -62,3 +77,33 @@ def nv12_to_bgr(nv12: torch.Tensor, matrix: YuvMatrix = YuvMatrix.BT601,
     if out is None:
         return value.to(torch.uint8)
     return out.copy_(value)
+
+
+# OpenCV's BGR → YUV 4:2:0 constants (ITUR_BT_601_C*: RGB → Y, U, V), 2^20 units
+_TO_Y = (102760, 528482, 269484)  # B, G, R
+_TO_U = (460324, -305135, -155188)
+_TO_V = (-74448, -385875, 460324)
+
+
+def bgr_to_nv12(bgr: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """(H, W, 3) uint8 BGR (H, W even) → (H·3/2, W) uint8 NV12, BT.601 limited range, with
+    OpenCV's ``COLOR_BGR2YUV_I420`` arithmetic (chroma from each 2×2 block's top-left
+    pixel), so an NVENC encode starts from the very YUV the CPU encoder gets."""
+    h, w = int(bgr.shape[0]), int(bgr.shape[1])
+    if bgr.dim() != 3 or bgr.shape[2] != 3 or bgr.dtype != torch.uint8 or h % 2 or w % 2:
+        raise ValueError(f"bgr: expected an (H, W, 3) uint8 tensor with H and W even, got "
+                         f"{tuple(bgr.shape)} {bgr.dtype}")
+    dev = bgr.device
+    half = 1 << (SHIFT - 1)
+    if out is None:
+        out = torch.empty((h * 3 // 2, w), dtype=torch.uint8, device=dev)
+    px = bgr.to(torch.int32)
+    to_y, to_uv = _to_yuv_weights(dev)
+    # multiply and sum, not matmul: CUDA has no integer matmul
+    y = (px * to_y).sum(-1, dtype=torch.int32)
+    out[:h].copy_(torch.bitwise_right_shift(y + (half + (16 << SHIFT)), SHIFT).clamp_(0, 255))
+    corner = px[::2, ::2]
+    uv = (corner[:, :, None, :] * to_uv).sum(-1, dtype=torch.int32)
+    uv = torch.bitwise_right_shift(uv + (half + (128 << SHIFT)), SHIFT).clamp_(0, 255)
+    out[h:].view(h // 2, w // 2, 2).copy_(uv)
+    return out
