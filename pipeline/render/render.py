@@ -14,14 +14,17 @@ import dataclasses
 from typing import Any
 
 import numpy as np
+import torch
 
 from pipeline.config import RenderParams
+from pipeline.decode.device_masks import PackedMasks
 from pipeline.render.annotators import draw_class_maps, draw_plan
+from pipeline.render.device_overlay import DeviceOverlay
 from pipeline.render.glyphs import GlyphAtlas, auto_text_scale
 from pipeline.render.plan import OverlayPlan, blend_weight, make_plan
 from pipeline.render.trails import Trails
 from pipeline.runtime.stage import Stage
-from pipeline.transfer import PoolSet
+from pipeline.transfer import PoolSet, upload
 from pipeline.types import Detections, Frame
 
 
@@ -64,16 +67,21 @@ class Overlay:
 
 
 class Render(Stage):
-    """Draws masks, boxes, labels, trails or class maps onto a pooled copy of the frame."""
+    """Draws masks, boxes, labels, trails or class maps onto a pooled copy of the frame:
+    with numpy on the host, or, given a ``device`` ("cuda:0", or "cpu" to run the device
+    code on the CPU), with :class:`DeviceOverlay` and one download per frame."""
 
     name = "render"
 
-    def __init__(self, params: RenderParams) -> None:
+    def __init__(self, params: RenderParams, device: str | None = None) -> None:
         self.params = params
         self.overlay = Overlay(params)
         self._pools = PoolSet(pin=False)
+        self._device = DeviceOverlay(device) if device is not None else None
 
     def process(self, frame: Frame) -> Frame:
+        if self._device is not None:
+            return self._process_on_device(frame, self._device)
         p = self.params
         _, canvas = self._pools.acquire(frame.image.shape)
         np.copyto(canvas, frame.image)
@@ -87,3 +95,18 @@ class Render(Stage):
             under = canvas.copy() if frame.class_maps else frame.image
             draw_plan(canvas, under, masks, det.mask_boxes, plan)
         return dataclasses.replace(frame, rendered=canvas)
+
+    def _process_on_device(self, frame: Frame, overlay: DeviceOverlay) -> Frame:
+        """Frames with host or device pixels; masks packed from ``Detections.masks`` until
+        the record carries :class:`PackedMasks` from the device decoder."""
+        p = self.params
+        image = frame.image if isinstance(frame.image, torch.Tensor) else upload(
+            frame.image, overlay.device)
+        det = frame.detections if frame.detections is not None else Detections.empty()
+        plan = self.overlay.plan(det, frame.wh, frame.source_id, frame.seq)
+        masks = (PackedMasks.from_host(det.masks, det.mask_boxes, overlay.device)
+                 if p.masks and det.masks else None)
+        done = overlay.draw(image, plan, masks, frame.class_maps,
+                            blend_weight(p.class_map_alpha))
+        # the wait is this stage's one host synchronization; a sink could take it instead
+        return dataclasses.replace(frame, rendered=done.wait())

@@ -159,3 +159,30 @@ def test_rendered_frames_are_pooled() -> None:
 def test_render_params_are_checked(kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):
         RenderParams(**kwargs)
+
+
+@needs_fixtures
+def test_render_stage_on_a_device_equals_the_host_stage() -> None:
+    """The stage itself, given ``device``: host frames uploaded, host masks packed."""
+    engine = open_engine(MODEL)
+    spec = read_spec(engine, MODEL)
+    pre, dec, tracker = Preprocess(spec), YoloSegDecoder(spec, DecodeParams()), Tracker(TrackParams())
+    host, device = Render(RenderParams()), Render(RenderParams(), device="cpu")
+    src = VideoFileSource(VIDEOS / "intel_car-detection.mp4")
+    n = 0
+    try:
+        for frame in src.frames(threading.Event()):
+            if frame.seq < 195:
+                continue
+            if frame.seq >= 201:
+                break
+            f = pre.process(frame)
+            det = tracker.update(dec(engine.infer({spec.input_name: f.tensor}), f.letterbox))
+            item = dataclasses.replace(frame, detections=det)
+            a, b = host.process(item).rendered, device.process(item).rendered
+            assert a is not None and b is not None
+            assert (np.abs(a.astype(np.int16) - b).max(axis=2) <= 2).mean() >= 0.999
+            n += len(det)
+    finally:
+        src.close()
+    assert n >= 6
