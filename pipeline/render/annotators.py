@@ -32,7 +32,8 @@ def coverage_weight(coverage: np.ndarray) -> np.ndarray:
     return c + (c >> 7)
 
 
-def blend_lut(colour: np.ndarray, weight: int) -> np.ndarray:
+@functools.lru_cache(maxsize=512)
+def blend_lut(colour: tuple[int, int, int], weight: int) -> np.ndarray:
     """(256, 1, 3) uint8 table of :func:`blend` for one colour and weight, for ``cv2.LUT``."""
     v = np.arange(256, dtype=np.uint16)[:, None, None]
     return blend(v, np.asarray(colour, np.uint16).reshape(1, 1, 3), weight)
@@ -42,24 +43,36 @@ def draw_masks(canvas: np.ndarray, image: np.ndarray, masks: tuple[np.ndarray, .
                mask_boxes: np.ndarray, plan: OverlayPlan) -> None:
     """Blend the masks into ``canvas`` (H×W×3 uint8, in place) over ``image`` (the same
     frame, unchanged): each pixel takes the colour of the last instance of
-    ``plan.mask_order`` whose mask covers it, blended once. Work is per box, not per frame."""
+    ``plan.mask_order`` whose mask covers it, blended once. Work is per box, not per
+    frame; boxes that meet no other box skip the per-pixel ranking."""
     if not masks or not len(plan.mask_order):
         return
     b = mask_boxes.astype(np.int64)
-    ux0, uy0 = b[:, 0].min(), b[:, 1].min()
-    ux1, uy1 = b[:, 2].max(), b[:, 3].max()
-    keys = np.empty((uy1 - uy0, ux1 - ux0), np.int16)
+    meets = ((b[:, None, 0] < b[None, :, 2]) & (b[None, :, 0] < b[:, None, 2])
+             & (b[:, None, 1] < b[None, :, 3]) & (b[None, :, 1] < b[:, None, 3]))
+    shared = meets.sum(axis=1) > 1  # meets a box other than its own
+    colours = plan.colours.tolist()
     order = plan.mask_order.tolist()
-    for i in order:  # clear only the boxes
-        x0, y0, x1, y1 = b[i]
-        keys[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0] = -1
+    keys = None
+    if shared.any():
+        ux0, uy0 = b[shared, 0].min(), b[shared, 1].min()
+        ux1, uy1 = b[shared, 2].max(), b[shared, 3].max()
+        keys = np.empty((uy1 - uy0, ux1 - ux0), np.int16)
+        for i in order:
+            if shared[i]:
+                x0, y0, x1, y1 = b[i]
+                keys[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0] = -1
+        for rank, i in enumerate(order):
+            if shared[i]:
+                x0, y0, x1, y1 = b[i]
+                np.copyto(keys[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0], rank, where=masks[i])
     for rank, i in enumerate(order):
         x0, y0, x1, y1 = b[i]
-        np.copyto(keys[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0], rank, where=masks[i])
-    for rank, i in enumerate(order):
-        x0, y0, x1, y1 = b[i]
-        top = keys[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0] == rank
-        blended = cv2.LUT(image[y0:y1, x0:x1], blend_lut(plan.colours[i], plan.mask_weight))
+        if keys is not None and shared[i]:
+            top = keys[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0] == rank
+        else:
+            top = masks[i]
+        blended = cv2.LUT(image[y0:y1, x0:x1], blend_lut(tuple(colours[i]), plan.mask_weight))
         np.copyto(canvas[y0:y1, x0:x1], blended, where=top[:, :, None])
 
 
