@@ -101,11 +101,22 @@ class NvdecDecoder:
         self._bsf = (av.BitStreamFilterContext(f"{name}_mp4toannexb", stream)
                      if name in ("h264", "hevc") else None)
         self._nvc = nvc
+        codec = getattr(nvc.cudaVideoCodec, CODECS[name])
+        self._own_stream = False  # True: the decoder has its own stream (see below)
         with torch.cuda.device(self.device):
             self._stream = torch.cuda.current_stream(self.device)
-            self._decoder = nvc.CreateDecoder(
-                gpuid=gpu_id, codec=getattr(nvc.cudaVideoCodec, CODECS[name]), cudacontext=0,
-                cudastream=self._stream.cuda_stream, usedevicememory=True)
+            try:
+                self._decoder = nvc.CreateDecoder(
+                    gpuid=gpu_id, codec=codec, cudacontext=0,
+                    cudastream=self._stream.cuda_stream, usedevicememory=True)
+            except Exception as exc:  # noqa: BLE001 - the binding's own error types
+                # a stream the binding will not share: decode on its own and wait for each
+                # conversion before the next Decode may reuse the surface (a sync a frame)
+                log.warning("NVDEC would not share torch's CUDA stream (%s); waiting for each "
+                            "frame's conversion instead", exc)
+                self._own_stream = True
+                self._decoder = nvc.CreateDecoder(gpuid=gpu_id, codec=codec,
+                                                  usedevicememory=True)
 
     def _packet(self, data: np.ndarray, pts: int | None) -> Any:
         pkt = self._nvc.PacketData()
@@ -135,6 +146,8 @@ class NvdecDecoder:
                 if nv12.dim() == 3:  # (H*3/2, W, 1)
                     nv12 = nv12[..., 0]
                 image = nv12_to_bgr(nv12, self.matrix, self.full_range, self.rgb)
+                if self._own_stream:
+                    self._stream.synchronize()
                 pts = frame.getPTS() if hasattr(frame, "getPTS") else None
                 yield image, (int(pts) if pts is not None else None)
 
