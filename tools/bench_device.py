@@ -41,6 +41,8 @@ from pipeline.render.render import Overlay, Render
 from pipeline.transfer import upload
 from pipeline.types import Detections, Frame
 
+__all__ = ["bench_masks_overlay", "candidates"]
+
 
 def candidates(model: Path, video: Path, n: int, seq: int = 100):
     """A real frame, its letterbox, prototypes, and the model's ``n`` best candidate
