@@ -7,6 +7,7 @@ from __future__ import annotations
 from pipeline.config.loader import load_config, override
 from pipeline.config.modes import (
     Backend,
+    DataPath,
     Overflow,
     Resize,
     Similarity,
@@ -28,7 +29,26 @@ from pipeline.config.sections import (
     TrackParams,
 )
 
-__all__ = ["Backend", "Config", "DecodeParams", "LiveParams", "MetricsConfig", "ModelConfig",
-           "OutputConfig", "Overflow", "ReidParams", "RenderParams", "Resize", "RuntimeConfig",
-           "Similarity", "SourceConfig", "TrackParams", "TrackerKind", "Transport", "VideoDecoder",
-           "load_config", "override"]
+__all__ = [
+    "Backend",
+    "Config",
+    "DataPath",
+    "DecodeParams",
+    "LiveParams",
+    "MetricsConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "Overflow",
+    "ReidParams",
+    "RenderParams",
+    "Resize",
+    "RuntimeConfig",
+    "Similarity",
+    "SourceConfig",
+    "TrackParams",
+    "TrackerKind",
+    "Transport",
+    "VideoDecoder",
+    "load_config",
+    "override",
+]

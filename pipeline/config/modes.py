@@ -9,7 +9,7 @@ from engines.base import Backend
 from engines.spec import Resize
 from pipeline.runtime.ring import Overflow
 
-__all__ = ["Backend", "Overflow", "Resize", "Similarity", "TrackerKind", "Transport",
+__all__ = ["Backend", "DataPath", "Overflow", "Resize", "Similarity", "TrackerKind", "Transport",
            "VideoDecoder"]
 
 
@@ -31,6 +31,14 @@ class Similarity(enum.Enum):
     DIOU = "diou"
     CIOU = "ciou"
     BIOU = "biou"
+
+
+class DataPath(enum.Enum):
+    """Where a frame's pixels, masks and overlay live between decode and the outputs."""
+
+    AUTO = "auto"  # the device when the engine runs on CUDA, else the host
+    HOST = "host"  # numpy and OpenCV on the CPU
+    DEVICE = "device"  # torch on the engine's device: one upload, one download a frame
 
 
 class Transport(enum.Enum):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pipeline.config.checks import in_range
 from pipeline.config.modes import (
     Backend,
+    DataPath,
     Overflow,
     Similarity,
     TrackerKind,
@@ -204,6 +205,9 @@ class RuntimeConfig:
     # auto: block for files (nothing lost), drop_oldest for live sources; or one policy for
     # every ring
     overflow: Overflow = Overflow.AUTO
+    # auto: the device data path when the engine runs on CUDA, else the host one; device
+    # also runs on a CPU (torch), which is how the device code is tested
+    datapath: DataPath = DataPath.AUTO
 
     def __post_init__(self) -> None:
         in_range("runtime.queue_size", self.queue_size, 1, MAX_QUEUE_SIZE)

@@ -22,8 +22,9 @@ matrix product and one ``grid_sample``), for consumers that want fixed shapes.
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -46,6 +47,8 @@ class PackedMasks:
     bits: torch.Tensor
     offsets: np.ndarray
     mask_boxes: np.ndarray
+    # the index builder of the decoder that made it (reused by ``take``)
+    cells: RaggedCells | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.mask_boxes)
@@ -57,7 +60,12 @@ class PackedMasks:
         return np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
 
     def to_host(self) -> tuple[np.ndarray, ...]:
-        """The masks as N host bool arrays of shape (y1-y0, x1-x0), views of one download."""
+        """The masks as N host bool arrays of shape (y1-y0, x1-x0), views of one download
+        (made once, however many consumers ask)."""
+        return self._host
+
+    @functools.cached_property
+    def _host(self) -> tuple[np.ndarray, ...]:
         flat = self.bits.cpu().numpy()
         return tuple(flat[a:b].reshape(int(h), int(w)) for a, b, (w, h)
                      in zip(self.offsets[:-1], self.offsets[1:], self.wh, strict=True))
@@ -73,15 +81,16 @@ class PackedMasks:
         return cls(upload(flat.astype(bool), device), offsets,
                    np.asarray(mask_boxes, np.int32).reshape(-1, 4))
 
-    def take(self, index: np.ndarray, cells: RaggedCells) -> PackedMasks:
+    def take(self, index: np.ndarray, cells: RaggedCells | None = None) -> PackedMasks:
         """The masks at ``index`` (host int array), in that order; a fixed number of ops."""
+        cells = cells or self.cells or RaggedCells(self.bits.device)
         index = np.asarray(index, np.int64)
         wh = self.wh[index]
         _, row, ly, lx, offsets = cells.cells(
             wh, np.stack([self.offsets[index], wh[:, 0]], axis=1))
         # cell (ly, lx) of new mask j is cell (ly, lx) of old mask index[j]
         bits = self.bits.index_select(0, row[:, 0] + ly * row[:, 1] + lx)
-        return PackedMasks(bits, offsets, self.mask_boxes[index])
+        return PackedMasks(bits, offsets, self.mask_boxes[index], cells)
 
 
 def logit_threshold(threshold: float) -> float:
@@ -124,7 +133,7 @@ def decode_packed(protos: torch.Tensor, coefs: torch.Tensor, boxes: np.ndarray, 
     bottom = torch.lerp(logits.take(bottom_row + x0), logits.take(bottom_row + x1), fx)
     value = torch.lerp(top, bottom, fy)
     return PackedMasks(value > logit_threshold(threshold), offsets,
-                       boxes.astype(np.int32))
+                       boxes.astype(np.int32), cells)
 
 
 def box_masks(protos: torch.Tensor, coefs: torch.Tensor, xyxy: np.ndarray, box: Letterbox,

@@ -102,7 +102,7 @@ class DeviceYoloSegDecoder:
         if len(idx) == 0:
             return Detections.empty(names), PackedMasks(
                 torch.zeros(0, dtype=torch.bool, device=self.device), np.zeros(1, np.int64),
-                np.zeros((0, 4), np.int32))
+                np.zeros((0, 4), np.int32), self.cells)
         src = box.to_source(xyxy)
         boxes = mask_boxes(src, box.source_wh)
         kept_coefs = coefs.index_select(0, upload(idx, self.device))

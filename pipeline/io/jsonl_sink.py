@@ -48,6 +48,7 @@ class RleEncoder:
 
 def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> list[dict]:
     out = []
+    masks = det.host_masks() if det.masks else ()
     for i in range(len(det)):
         item: dict[str, Any] = {
             "bbox": [round(float(v), 2) for v in det.xyxy[i]],
@@ -56,8 +57,8 @@ def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> li
             "class_name": det.class_name(int(det.class_ids[i])),
             "track_id": int(det.track_ids[i]),
         }
-        if det.masks:
-            item["mask"] = rle.encode(det.masks[i], tuple(det.mask_boxes[i].tolist()), wh)
+        if masks:
+            item["mask"] = rle.encode(masks[i], tuple(det.mask_boxes[i].tolist()), wh)
         out.append(item)
     return out
 

@@ -156,7 +156,7 @@ class VideoSink(Sink):
         return self._link.dropped
 
     def write(self, frame: Frame) -> None:
-        image = frame.rendered if frame.rendered is not None else frame.image
+        image = frame.rendered_pixels()
         h, w = image.shape[:2]
         if self._size is None:
             self._size = (w, h)

@@ -90,23 +90,26 @@ class Render(Stage):
         det = frame.detections
         if det is not None:
             plan = self.overlay.plan(det, frame.wh, frame.source_id, frame.seq)
-            masks: Any = det.masks if p.masks else ()
+            masks: Any = det.host_masks() if p.masks and det.masks else ()
             # masks blend over what is under them: the frame, or the class maps drawn on it
             under = canvas.copy() if frame.class_maps else frame.image
             draw_plan(canvas, under, masks, det.mask_boxes, plan)
         return dataclasses.replace(frame, rendered=canvas)
 
     def _process_on_device(self, frame: Frame, overlay: DeviceOverlay) -> Frame:
-        """Frames with host or device pixels; masks packed from ``Detections.masks`` until
-        the record carries :class:`PackedMasks` from the device decoder."""
+        """Frames with host or device pixels, masks packed on the device (or host masks,
+        packed here). The rendered frame's download is left in flight: the output that
+        needs the pixels waits for it (``Frame.rendered_pixels``), so this stage never
+        synchronizes."""
         p = self.params
         image = frame.image if isinstance(frame.image, torch.Tensor) else upload(
             frame.image, overlay.device)
         det = frame.detections if frame.detections is not None else Detections.empty()
         plan = self.overlay.plan(det, frame.wh, frame.source_id, frame.seq)
-        masks = (PackedMasks.from_host(det.masks, det.mask_boxes, overlay.device)
-                 if p.masks and det.masks else None)
+        masks: PackedMasks | None = None
+        if p.masks and det.masks:
+            masks = det.masks if isinstance(det.masks, PackedMasks) else PackedMasks.from_host(
+                det.masks, det.mask_boxes, overlay.device)
         done = overlay.draw(image, plan, masks, frame.class_maps,
                             blend_weight(p.class_map_alpha))
-        # the wait is this stage's one host synchronization; a sink could take it instead
-        return dataclasses.replace(frame, rendered=done.wait())
+        return dataclasses.replace(frame, rendered=done)
