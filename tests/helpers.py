@@ -325,3 +325,43 @@ class OpLog:
 
     def __exit__(self, *exc: object) -> None:
         self._mode.__exit__(*exc)
+
+
+# -- frames, masks and models shared by several test files ---------------------------
+
+
+def sample_frames(path: Path, every: int, limit: int) -> list:
+    """Every ``every``-th decoded frame of a video, at most ``limit`` of them."""
+    import threading
+
+    from pipeline.io.sources import VideoFileSource
+
+    src = VideoFileSource(path)
+    out = []
+    try:
+        for f in src.frames(threading.Event()):
+            if f.seq % every == 0:
+                out.append(f)
+            if len(out) == limit:
+                break
+    finally:
+        src.close()
+    return out
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def spec_of(path: Path) -> tuple:
+    """(ModelSpec, engine) of a model read with ONNX Runtime on the CPU."""
+    from engines import open_engine, read_spec
+
+    engine = open_engine(path, "onnxruntime", "cpu")
+    try:
+        return read_spec(engine, path), engine
+    except Exception:
+        engine.close()
+        raise
+

@@ -3,8 +3,6 @@ the real models: same boxes, same masks, a fixed op count, no host synchronizati
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import torch
@@ -17,29 +15,17 @@ from pipeline.decode.masks import decode_masks, mask_boxes
 from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.infer.device_preprocess import DevicePreprocess
 from pipeline.infer.preprocess import Preprocess
-from pipeline.io.sources import VideoFileSource
 from pipeline.ragged import RaggedCells
 from tests.decode.reference_yolo import iou_matrix
-from tests.helpers import MODELS, UDACITY, OpLog, fixture_videos, needs_fixtures
-
-
-def frames_of(video, every: int, limit: int):
-    src = VideoFileSource(video)
-    out = []
-    try:
-        for f in src.frames(threading.Event()):
-            if f.seq % every == 0:
-                out.append(f)
-            if len(out) == limit:
-                break
-    finally:
-        src.close()
-    return out
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+from tests.helpers import (
+    MODELS,
+    UDACITY,
+    OpLog,
+    fixture_videos,
+    mask_iou,
+    needs_fixtures,
+    sample_frames,
+)
 
 
 @needs_fixtures
@@ -55,7 +41,7 @@ def test_device_path_gives_the_host_detections(model) -> None:
     dpre, ddec = DevicePreprocess(spec, static), DeviceYoloSegDecoder(spec, DecodeParams(), "cpu")
     box_ious, mask_ious, unmatched = [], [], 0
     for video in fixture_videos():
-        for frame in frames_of(video, every=40, limit=5):
+        for frame in sample_frames(video, every=40, limit=5):
             f = pre.process(frame)
             host = dec(engine.infer({spec.input_name: f.tensor}), f.letterbox)
             box = dpre(torch.from_numpy(frame.image))
@@ -94,7 +80,7 @@ def real_candidates(n: int):
     path = MODELS / "yolov8n-seg-320.onnx"
     engine = open_engine(path)
     spec = read_spec(engine, path)
-    f = Preprocess(spec).process(frames_of(UDACITY, every=100, limit=2)[1])
+    f = Preprocess(spec).process(sample_frames(UDACITY, every=100, limit=2)[1])
     out = {k: torch.from_numpy(v) for k, v in engine.infer({spec.input_name: f.tensor}).items()}
     dec = YoloSegDecoder(spec, DecodeParams(conf=0.001))
     xyxy, _, _, coefs = dec.candidates(out[spec.preds_name])
@@ -127,7 +113,7 @@ def test_device_decoder_issues_no_sync_op() -> None:
     path = MODELS / "yolov8n-seg-320.onnx"
     engine = open_engine(path)
     spec = read_spec(engine, path)
-    f = Preprocess(spec).process(frames_of(UDACITY, every=100, limit=2)[1])
+    f = Preprocess(spec).process(sample_frames(UDACITY, every=100, limit=2)[1])
     out = {k: torch.from_numpy(v) for k, v in engine.infer({spec.input_name: f.tensor}).items()}
     ddec = DeviceYoloSegDecoder(spec, DecodeParams(), "cpu")
     with OpLog() as log:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -14,28 +12,16 @@ from pipeline.decode.semantic import SemanticDecoder
 from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ConfigError
 from pipeline.infer.preprocess import Preprocess
-from pipeline.io.sources import VideoFileSource
 from tests.decode.reference_yolo import iou_matrix, nms_ref, predict_ref
-from tests.helpers import TWINLITE, UDACITY, YOLO_INT8, fixture_videos, needs_fixtures
-
-
-def sample_frames(path, every: int, limit: int):
-    src = VideoFileSource(path)
-    out = []
-    try:
-        for f in src.frames(threading.Event()):
-            if f.seq % every == 0:
-                out.append(f)
-            if len(out) == limit:
-                break
-    finally:
-        src.close()
-    return out
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+from tests.helpers import (
+    TWINLITE,
+    UDACITY,
+    YOLO_INT8,
+    fixture_videos,
+    mask_iou,
+    needs_fixtures,
+    sample_frames,
+)
 
 
 @needs_fixtures

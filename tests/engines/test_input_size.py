@@ -9,10 +9,9 @@ import json
 import numpy as np
 import pytest
 
-from engines import open_engine, read_spec
 from engines.errors import ModelError
 from engines.spec import check_runs
-from tests.helpers import MODELS, UDACITY, clip, constant_model, needs_fixtures, run_cli
+from tests.helpers import MODELS, UDACITY, clip, constant_model, needs_fixtures, run_cli, spec_of
 
 YOLO_320 = MODELS / "yolov8n-seg-320.onnx"
 
@@ -33,14 +32,6 @@ def dynamic_input(src, dst, drop: tuple[str, ...] = ("imgsz",)):
     onnx.save(model, str(dst))
     return dst
 
-
-def spec_of(path):
-    engine = open_engine(path, "onnxruntime", "cpu")
-    try:
-        return read_spec(engine, path), engine
-    except Exception:
-        engine.close()
-        raise
 
 
 @needs_fixtures

@@ -5,23 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines import Layout, Resize, Task, open_engine, read_spec
+from engines import Layout, Resize, Task, open_engine
 from pipeline.config import DecodeParams
 from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ModelError
 from pipeline.infer.preprocess import letterbox
-from tests.helpers import TWINLITE, YOLO_INT8, constant_model, needs_fixtures
+from tests.helpers import TWINLITE, YOLO_INT8, constant_model, needs_fixtures, spec_of
 
 NAMES3 = "{0: 'person', 1: 'car', 2: 'truck'}"
 
-
-def spec_of(path):
-    engine = open_engine(path, "onnxruntime", "cpu")
-    try:
-        return read_spec(engine, path), engine
-    except Exception:
-        engine.close()
-        raise
 
 
 @needs_fixtures
