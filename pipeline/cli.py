@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from pipeline.archive import cli as archive_cli
 from pipeline.config import Config, load_config, override
 from pipeline.errors import MaskstreamError
 
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print what maskstream reads from a model")
     info.add_argument("model", help="model file (.onnx)")
     info.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    archive_cli.add_parser(sub)
     return ap
 
 
@@ -151,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.sources and not args.config:
                 _parser().error("run: give a SOURCE (or a --config with source.uri or sources)")
             return cmd_run(args)
+        if args.command == "archive":
+            return archive_cli.run(args)
         return cmd_info(args)
     except MaskstreamError as exc:
         if args.debug:

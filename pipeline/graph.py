@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import torch
 
-from engines import ModelSpec, open_engine, read_spec, resolve_device
+from engines import Engine, ModelSpec, open_engine, read_spec, resolve_device
 from pipeline.config import Config
 from pipeline.decode.postprocess import Postprocess
 from pipeline.errors import ConfigError
@@ -84,8 +85,12 @@ def default_workers(device: str) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def build_pipeline(cfg: Config) -> Built:
-    """sources → (merge) → preprocess → infer (pool) → decode+track → render → sinks."""
+def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Built:
+    """sources → (merge) → preprocess → infer (pool) → decode+track → render → sinks.
+
+    ``engines``: instances to run instead of opening ``cfg.model`` (one infer worker each;
+    the pipeline closes them when it ends), so a caller that runs many pipelines, such as
+    the archive job, loads the model once."""
     named = named_sources(cfg)
     if not cfg.model.path:
         raise ConfigError("no model given (--model or model.path)")
@@ -102,11 +107,15 @@ def build_pipeline(cfg: Config) -> Built:
     by_id = {s.source_id: s for s in sources}
     outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl) if u] or ["null://"],
                              list(by_id))
-    workers = cfg.model.workers or default_workers(device)
-    engines = [open_engine(cfg.model.path, device, cfg.model.threads)]
-    spec = read_spec(engines[0], cfg.model.path)
-    engines += [open_engine(cfg.model.path, device, cfg.model.threads)
-                for _ in range(workers - 1)]
+    if engines:
+        engines = list(engines)
+        spec = read_spec(engines[0], cfg.model.path)
+    else:
+        workers = cfg.model.workers or default_workers(device)
+        engines = [open_engine(cfg.model.path, device, cfg.model.threads)]
+        spec = read_spec(engines[0], cfg.model.path)
+        engines += [open_engine(cfg.model.path, device, cfg.model.threads)
+                    for _ in range(workers - 1)]
     batch = cfg.model.batch
     if batch > 1 and spec.batch is not None:
         raise ConfigError(f"model.batch {batch}: {os.path.basename(cfg.model.path)} has a fixed "
