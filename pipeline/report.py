@@ -30,6 +30,10 @@ def format_report(report: RunReport) -> str:
         health = getattr(src, "health", None)
         if health is not None:
             lines.append(f"{src.name} ({src}): {health.describe()}")
+    for sink in report.sinks:  # network outputs: what became of the messages
+        health = getattr(sink, "health", None)
+        if health is not None:
+            lines.append(f"{sink.name}: {health.describe()}")
     e = report.end_to_end
     lines.append(f"{'capture → sink':<22}{e.count:>7}{_ms(e.percentile(50)):>9}"
                  f"{_ms(e.percentile(99)):>9}{_ms(e.mean):>9}")

@@ -44,7 +44,8 @@ class RleEncoder:
                 "counts": rle["counts"].decode("ascii")}
 
 
-def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> list[dict]:
+def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder,
+                    masks: bool = True) -> list[dict]:
     out = []
     for i in range(len(det)):
         item: dict[str, Any] = {
@@ -54,7 +55,7 @@ def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> li
             "class_name": det.class_name(int(det.class_ids[i])),
             "track_id": int(det.track_ids[i]),
         }
-        if det.masks:
+        if masks and det.masks:
             item["mask"] = rle.encode(det.masks[i], tuple(det.mask_boxes[i].tolist()), wh)
         out.append(item)
     return out
@@ -74,12 +75,14 @@ def class_maps_json(maps: tuple[ClassMap, ...], wh: tuple[int, int], rle: RleEnc
     return out
 
 
-def frame_record(frame: Frame, rle: RleEncoder) -> dict:
+def frame_record(frame: Frame, rle: RleEncoder, masks: bool = True) -> dict:
+    """One frame's metadata (the DESIGN format); ``masks=False`` leaves out instance masks
+    and class maps (boxes, classes, scores and track ids only)."""
     record: dict[str, Any] = {"source": frame.source_id, "frame": frame.seq,
                               "pts": round(frame.pts, 6)}
     det = frame.detections
-    record["detections"] = detections_json(det, frame.wh, rle) if det is not None else []
-    if frame.class_maps:
+    record["detections"] = detections_json(det, frame.wh, rle, masks) if det is not None else []
+    if masks and frame.class_maps:
         record["class_map"] = class_maps_json(frame.class_maps, frame.wh, rle)
     return record
 

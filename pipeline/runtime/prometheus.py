@@ -90,10 +90,38 @@ class PipelineCollector:
                 age.add_metric(sid, a)
         yield from (up, reconnects, frames, age)
 
+        yield from _sink_metrics(p)
+
         e2e = HistogramMetricFamily("maskstream_capture_to_sink_seconds", "From decode to written, "
                                     "per sink write")
         _histogram(e2e, [], p.end_to_end)
         yield e2e
+
+
+def _sink_metrics(p: Pipeline) -> Iterator[object]:
+    """Network outputs (MQTT): connection state and what became of their messages. Sinks
+    are labelled by their name, which never holds credentials."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    up = GaugeMetricFamily("maskstream_sink_connected", "1 while a network output is connected",
+                           labels=["sink"])
+    reconnects = CounterMetricFamily("maskstream_sink_reconnects", "Reconnects of a network "
+                                     "output after its connection dropped", labels=["sink"])
+    messages = CounterMetricFamily("maskstream_sink_messages", "Messages handed to a network "
+                                   "output", labels=["sink"])
+    states = GaugeMetricFamily("maskstream_sink_messages_by_state", "Messages of a network "
+                               "output by what became of them: acknowledged, dropped (never "
+                               "sent), unacknowledged (in flight), waiting", labels=["sink", "state"])
+    for sink in p.sinks:
+        health = getattr(sink, "health", None)
+        if health is None:
+            continue
+        up.add_metric([sink.name], 1.0 if health.connected else 0.0)
+        reconnects.add_metric([sink.name], health.reconnects)
+        messages.add_metric([sink.name], health.messages)
+        for state, n in health.counters().items():
+            states.add_metric([sink.name, state], n)
+    yield from (up, reconnects, messages, states)
 
 
 class MetricsServer:

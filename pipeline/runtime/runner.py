@@ -44,6 +44,7 @@ class RunReport:
     rings: list[Ring] = field(repr=False, default_factory=list)
     stopped_early: bool = False
     sources: list[Source] = field(repr=False, default_factory=list)
+    sinks: list[Sink] = field(repr=False, default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -138,6 +139,10 @@ class Pipeline:
     def sources(self) -> list[Source]:
         return [s for s, _ in self._sources]
 
+    @property
+    def sinks(self) -> list[Sink]:
+        return [s for s, _ in self._sinks]
+
     # -- control ---------------------------------------------------------------------
 
     def discard_on_stop(self, *rings: Ring) -> None:
@@ -209,6 +214,7 @@ class Pipeline:
             rings=self._rings,
             stopped_early=self._stop_requested,
             sources=self.sources,
+            sinks=self.sinks,
         )
 
     # -- workers ---------------------------------------------------------------------
