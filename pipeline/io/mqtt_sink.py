@@ -76,7 +76,7 @@ class MqttParams:
         topic = unquote(parts.path.lstrip("/"))
         if not parts.hostname or not topic:
             raise SinkError(f"{shown}: expected mqtt://[user:password@]host[:port]/topic")
-        if any(c in topic for c in "#+"):
+        if "#" in uri or any(c in topic for c in "#+"):  # a raw # starts a URL fragment
             raise SinkError(f"{shown}: a topic to publish to cannot hold the wildcards # or +")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = sorted(set(query) - {"qos", "masks", "outbox"})

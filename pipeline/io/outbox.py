@@ -63,6 +63,7 @@ class Outbox(Generic[T]):
         self._items: deque[T] = deque()
         self._in_flight: set[int] = set()
         self._acked_early: set[int] = set()  # acknowledged before sent() recorded the id
+        self._sending = 0  # taken by next(), not yet reported sent() or refused()
         self._cond = threading.Condition()
 
     def put(self, item: T) -> None:
@@ -78,21 +79,24 @@ class Outbox(Generic[T]):
 
     def _ready(self) -> bool:
         return (bool(self._items) and self.health.connected
-                and len(self._in_flight) < self.max_in_flight)
+                and len(self._in_flight) + self._sending < self.max_in_flight)
 
     def next(self, timeout: float) -> T | None:
         """The oldest message once it may be sent (connected, room in flight), or None
-        after ``timeout`` seconds."""
+        after ``timeout`` seconds. Report each one taken with :meth:`sent` or
+        :meth:`refused`."""
         with self._cond:
             if not self._cond.wait_for(self._ready, timeout):
                 return None
             item = self._items.popleft()
+            self._sending += 1
             self.health.waiting = len(self._items)
             return item
 
     def sent(self, message_id: int) -> None:
         """The client took the message: it is in flight until :meth:`acknowledged`."""
         with self._cond:
+            self._sending -= 1
             if message_id in self._acked_early:
                 self._acked_early.discard(message_id)
                 self.health.acknowledged += 1
@@ -103,6 +107,7 @@ class Outbox(Generic[T]):
     def refused(self) -> None:
         """The client would not take the message (QoS 0 while disconnected): dropped."""
         with self._cond:
+            self._sending -= 1
             self.health.dropped += 1
 
     def acknowledged(self, message_id: int) -> None:

@@ -57,8 +57,10 @@ METADATA_SCHEMES = ("mqtt://", "mqtts://")
 
 
 def is_network(uri: str) -> bool:
-    """Outputs that can stall on the network: their ring drops the oldest frame instead."""
-    return uri.startswith(("rtsp://", *METADATA_SCHEMES))
+    """Outputs that can stall on the network: their ring drops the oldest frame instead.
+    (Not MQTT: its sink never waits for the broker, it has a drop-oldest outbox of its
+    own, so its ring blocks like a file's and a file run loses no message on the way.)"""
+    return uri.startswith("rtsp://")
 
 
 def needs_render(uri: str) -> bool:
