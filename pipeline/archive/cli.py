@@ -129,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
         if close is not None:
             close()
     wall = time.perf_counter() - t0
+    # every execution of this run has ended: what is left half-written is from one that died
+    removed = clean_temps(out_dir)
+    if removed:
+        print(f"archive: removed {removed} half-written file(s) of executions that died",
+              file=sys.stderr)
     table = collect(files, settings, results)
     save_tables(table, out_dir)
     print(format_summary(table, results, wall, out_dir))
