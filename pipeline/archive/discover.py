@@ -121,11 +121,11 @@ def discover(spec: str, exclude: str | Path | None = None) -> list[InputFile]:
     if not found:
         raise ConfigError(f"no video files in {spec} (looked for "
                           f"{', '.join(sorted(VIDEO_SUFFIXES))})")
-    unique = {f.rel: f for f in found}
+    unique = sorted({f.rel: f for f in found}.values(), key=lambda f: f.rel)
     by_stem: dict[str, str] = {}
-    for f in unique.values():
+    for f in unique:
         other = by_stem.setdefault(f.stem, f.rel)
         if other != f.rel:
             raise ConfigError(f"{other} and {f.rel} would write the same outputs "
                               f"({f.stem}.mp4); rename one or archive them separately")
-    return sorted(unique.values(), key=lambda f: f.rel)
+    return unique
