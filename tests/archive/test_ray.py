@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.archive.layout import is_temp
-from tests.archive.ray_cluster import RayCluster, marked_pids
 from tests.helpers import ffprobe, fixed_yolo_model, make_video, start_cli
+from tools.ray_cluster import RayCluster, marked_pids
 
 pytest.importorskip("ray.data", reason="needs Ray Data: pip install 'maskstream[ray]'")
 pa_ds = pytest.importorskip("pyarrow.dataset", reason="needs pyarrow")

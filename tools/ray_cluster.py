@@ -1,5 +1,6 @@
-"""A real two-node Ray cluster on 127.0.0.1 for tests: a head and a worker node, each a
-``ray start --block`` process with one CPU, in a temporary directory.
+"""A real two-node Ray cluster on 127.0.0.1 for tests and benchmarks: a head and a worker
+node, each a ``ray start --block`` process (one CPU each by default), in a temporary
+directory, with token authentication on a token of its own.
 
 Every process the cluster starts (GCS, raylets, workers, actors) inherits a marker in its
 environment; teardown kills exactly the processes that carry it, so it never touches
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,13 +20,17 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.helpers import free_port
-
 RAY = Path(sys.executable).with_name("ray")
 MARKER = "MASKSTREAM_TEST_RAY_CLUSTER"
 # a lost node is declared dead after ~3 s instead of Ray's default ~15 s
 SYSTEM_CONFIG = ('{"health_check_initial_delay_ms":1000,"health_check_period_ms":1000,'
                  '"health_check_timeout_ms":1000,"health_check_failure_threshold":3}')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:

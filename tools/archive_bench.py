@@ -1,0 +1,84 @@
+"""Archive throughput on this machine: the process pool against Ray, on the same files.
+
+    python -m tools.archive_bench --model M VIDEO [VIDEO ...] [--repeat N]
+
+Runs ``maskstream archive`` over links to the videos, into a fresh output folder each time:
+
+- ``pool 1×2``: one process with two engines (the default on two cores)
+- ``pool 2×1``: two processes with one engine each
+- ``ray 2×1``: a two-node Ray cluster on 127.0.0.1 (one CPU a node, started before the
+  clock runs: a cluster outlives jobs), two actors with one engine each
+
+Wall time is the whole command (driver start, workers loading the model, every file);
+the best of ``--repeat`` runs is kept. Prints frames/s and each layout's ratio to the
+first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tools.ray_cluster import RayCluster
+
+
+def _archive(videos: Path, model: str, out: Path, extra: list[str],
+             env: dict[str, str] | None = None) -> tuple[float, int]:
+    """(wall seconds, frames archived) of one ``maskstream archive`` run."""
+    import pyarrow.parquet as pq
+
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "pipeline", "archive", str(videos), "--model", model,
+                        "--out", str(out), "--no-progress", *extra], capture_output=True,
+                       text=True, env={**os.environ, **(env or {})}, timeout=3600)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"archive failed ({r.returncode}): {r.stderr[-2000:]}")
+    frames = sum(pq.read_table(out / "files.parquet").column("frames").to_pylist())
+    return wall, frames
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("videos", nargs="+", type=Path)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="archive-bench-") as tmp:
+        work = Path(tmp)
+        folder = work / "in"
+        folder.mkdir()
+        for v in args.videos:
+            (folder / v.name).symlink_to(v.resolve())
+        runs: list[tuple[str, float, int]] = []
+        for engines in (1, 2):  # engine instances per worker (model.workers)
+            (work / f"engines{engines}.yaml").write_text(f"model:\n  workers: {engines}\n")
+
+        def best(name: str, extra: list[str], env: dict[str, str] | None = None) -> None:
+            results = [_archive(folder, args.model, work / f"out-{name}-{k}".replace(" ", ""),
+                                extra, env) for k in range(args.repeat)]
+            wall, frames = min(results)
+            runs.append((name, wall, frames))
+            print(f"{name:<10} {wall:7.1f} s  {frames / wall:6.1f} frames/s", flush=True)
+
+        best("pool 1×2", ["--workers", "1", "--config", str(work / "engines2.yaml")])
+        best("pool 2×1", ["--workers", "2", "--config", str(work / "engines1.yaml")])
+        with RayCluster(work / "cluster") as cluster:
+            best("ray 2×1", ["--ray", cluster.address, "--workers", "2", "--config",
+                             str(work / "engines1.yaml")], cluster.client_env())
+
+    base = runs[0][2] / runs[0][1]
+    print("\nlayout      frames/s  ratio to pool 1×2")
+    for name, wall, frames in runs:
+        print(f"{name:<10} {frames / wall:9.1f}  {frames / wall / base:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
