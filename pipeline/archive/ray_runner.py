@@ -28,7 +28,7 @@ import numpy as np
 from pipeline.archive.discover import InputFile
 from pipeline.archive.job import EngineSet, JobSettings, process_file
 from pipeline.archive.result import FileResult
-from pipeline.errors import BackendUnavailable, ConfigError
+from pipeline.errors import BackendUnavailable, ConfigError, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +126,12 @@ class RayRunner:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             ray.init(address=self.address, logging_level=logging.WARNING,
                      configure_logging=True, log_to_driver=True)
+        # the archive draws its own progress bars; Ray Data's notices stay quiet unless --debug
+        logging.getLogger("ray.data").setLevel(
+            logging.WARNING if self.log_level <= logging.DEBUG else logging.ERROR)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.execution_options.preserve_order = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
         self._counter = ray.remote(num_cpus=0)(FrameCounter).remote()
 
     def run(self, todo: list[InputFile]) -> Iterator[FileResult]:
@@ -148,9 +150,13 @@ class RayRunner:
                                    "counter": self._counter, "log_level": self.log_level},
             compute=ray.data.ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
             num_cpus=self._cpus(), num_gpus=self.gpus or None)
-        for row in out.iter_rows():
-            yield FileResult.from_dict({k: v.item() if isinstance(v, np.generic) else v
-                                        for k, v in row.items()})
+        try:
+            for row in out.iter_rows():
+                yield FileResult.from_dict({k: v.item() if isinstance(v, np.generic) else v
+                                            for k, v in row.items()})
+        except ray.exceptions.RayError as exc:  # e.g. no actor could load the model
+            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise EngineError(f"the archive's Ray job failed: {first}") from exc
 
     def close(self) -> None:
         if self._ray is not None and self._ray.is_initialized():
