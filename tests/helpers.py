@@ -4,6 +4,7 @@ running the CLI."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -242,8 +243,10 @@ class RtspServer:
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 needs_mosquitto = pytest.mark.skipif(
-    not os.path.exists(MOSQUITTO) or shutil.which("mosquitto_passwd") is None,
-    reason="needs the mosquitto broker (.ci/run installs Debian's mosquitto)")
+    not os.path.exists(MOSQUITTO) or shutil.which("mosquitto_passwd") is None
+    or importlib.util.find_spec("paho") is None,
+    reason="needs the mosquitto broker (.ci/run installs Debian's mosquitto) and paho-mqtt "
+    "(pip install 'maskstream[mqtt]')")
 
 
 class Mosquitto:

@@ -4,8 +4,8 @@
 
 Runs ``maskstream archive`` over links to the videos, into a fresh output folder each time:
 
-- ``pool 1×2``: one process with two engines (the default on two cores)
-- ``pool 2×1``: two processes with one engine each
+- ``pool 1×2``: one process with two engines
+- ``pool 2×1``: two processes with one engine each (the default on two cores)
 - ``ray 2×1``: a two-node Ray cluster on 127.0.0.1 (one CPU a node, started before the
   clock runs: a cluster outlives jobs), two actors with one engine each
 

@@ -48,8 +48,8 @@ def add_parser(sub: Any) -> None:
                    help="run on a Ray cluster: ADDRESS (host:6379, ray://host:10001), or "
                    "without one the cluster in RAY_ADDRESS or started here, else a new local one")
     p.add_argument("--workers", "-w", type=int, help="files processed at once: processes here "
-                   "(default: one per two cores), Ray actors with --ray (default: as many as the "
-                   "cluster's CPUs, or GPUs, allow)")
+                   "(default: one per core, at most 8; one on a GPU), Ray actors with --ray "
+                   "(default: as many as the cluster's CPUs, or GPUs, allow)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F",
                    help="GPUs each Ray actor holds (1: one engine per GPU; default 0, CPU)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (without --ray)")
@@ -59,13 +59,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
+MAX_DEFAULT_PROCESSES = 8  # each holds its own model, torch and buffers (~0.5 GB)
+
+
 def _local_layout(workers: int | None, device: str, engines: int) -> tuple[int, int]:
     """(processes, engines per process) on this machine. On a CPU the cores are shared out:
-    by default one process per two cores, each with one engine per core it has."""
+    by default one process per core (at most 8), each with one engine per core it has;
+    whole pipelines side by side beat one pipeline with an engine per core (1.4-1.8× on
+    two cores: tools/archive_bench.py). On a GPU one process unless told."""
     cores = os.cpu_count() or 1
     if device.startswith("cuda"):
         return max(1, workers or 1), max(1, engines or 1)
-    processes = max(1, workers or cores // 2)
+    processes = max(1, workers or min(cores, MAX_DEFAULT_PROCESSES))
     return processes, max(1, engines or cores // processes)
 
 
@@ -136,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     table = collect(files, settings, results)
     save_tables(table, out_dir)
-    print(format_summary(table, results, wall, out_dir))
+    print(format_summary(table, {f.rel for f in todo}, wall, out_dir))
     if interrupted:
         print("archive: interrupted; run the same command again to finish", file=sys.stderr)
         return EXIT_INTERRUPTED

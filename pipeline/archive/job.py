@@ -121,7 +121,10 @@ def _bump_attempts(path: Path, delta: int = 1) -> int:
         n = int(path.read_text().strip() or 0)
     except (OSError, ValueError):
         n = 0
-    write_atomic(path, f"{max(0, n + delta)}\n")
+    if n + delta <= 0:
+        remove_quietly(path)
+    else:
+        write_atomic(path, f"{n + delta}\n")
     return n + delta
 
 

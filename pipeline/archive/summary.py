@@ -49,20 +49,21 @@ def save_tables(table: list[FileResult], out_dir: Path) -> None:
     write_files_table(table, out_dir / FILES_TABLE)
 
 
-def format_summary(table: list[FileResult], results: dict[str, FileResult], wall_s: float,
+def format_summary(table: list[FileResult], todo: set[str], wall_s: float,
                    out_dir: Path) -> str:
+    """``table``: every input's result; ``todo``: the relative names this run set out to
+    process (the others were done before it)."""
     ok = [r for r in table if r.status is FileStatus.OK]
     failed = [r for r in table if r.status is FileStatus.FAILED]
     pending = [r for r in table if r.status is FileStatus.PENDING]
-    worked = [r for r in results.values() if not r.skipped]
+    worked = [r for r in table if r.path in todo and r.status is not FileStatus.PENDING]
     frames = sum(r.frames for r in worked if r.status is FileStatus.OK)
     detections = sum(r.detections for r in worked if r.status is FileStatus.OK)
     rate = frames / wall_s if wall_s > 0 else 0.0
     lines = [
         f"archive: {len(table)} file(s): {len(ok)} ok, {len(failed)} failed"
         + (f", {len(pending)} not done" if pending else "")
-        + f"; this run processed {len(worked)}, skipped {len(table) - len(worked) - len(pending)}"
-        " done before",
+        + f"; this run processed {len(worked)}, skipped {len(table) - len(todo)} done before",
         f"this run: {frames} frames, {detections} detections in {wall_s:.1f} s "
         f"({rate:.1f} frames/s)",
     ]

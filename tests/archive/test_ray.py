@@ -67,6 +67,7 @@ def test_worker_node_lost_mid_file_every_file_done_exactly_once(tmp_path, monkey
                 if busy:
                     cluster.kill_worker_raylet()
                     killed_at = time.monotonic()
+                    lost = busy[0].parent / (busy[0].name.split(".")[1] + ".mp4")
                     print(f"killed the worker node's raylet while it wrote {busy[0].name}")
                 time.sleep(0.1)
             assert killed_at is not None, "the worker node never started a file"
@@ -78,12 +79,13 @@ def test_worker_node_lost_mid_file_every_file_done_exactly_once(tmp_path, monkey
     print(stdout)
     print(f"job {done_at - t0:.1f} s in all; finished {done_at - killed_at:.1f} s after the kill")
     assert proc.returncode == 0, stderr
-    assert "half-written file(s) of executions that died" in stderr  # the killed one's
+    # what the lost node had half written is gone (its worker cleaned up as it went down, or
+    # the driver did at the end), and the file it was on was done again by the other node
     assert temp_files(out) == []
+    assert lost.is_file() and ffprobe(lost)["nb_read_frames"] == str(FRAMES)
 
     files = pa_ds.dataset(out / "files.parquet").to_table().to_pylist()
     assert len(files) == FILES and {f["status"] for f in files} == {"ok"}
-    assert max(f["attempts"] for f in files) == 2  # the file the lost node was writing
     rows = pa_ds.dataset(out / "detections").to_table()
     parquet = sorted((r["file"], r["frame"], r["pts"], r["class_id"], r["class_name"],
                       round(r["score"], 4), tuple(round(v, 2) for v in r["box"]), r["track_id"])
