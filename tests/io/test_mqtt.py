@@ -203,6 +203,8 @@ def test_broker_restart_mid_run_reconnects_and_counts_what_was_lost(tmp_path, mo
     assert n == frames_out and acked + dropped + unacked == n
     assert dropped > 0  # 3 s at 25 FPS overflow an outbox of 20: counted, not silent
     received = {m["frame"] for _t, m in got}
+    print(f"subscriber got {len(received)} distinct frames ({len(got)} messages) of {n}; "
+          f"not received {n - len(received)}, counted as lost {dropped + unacked}")
     after = [f for f in received if f > max(m["frame"] for _t, m in first)]
     assert len(after) >= 50, "the pipeline did not go on after the restart"
     assert n - len(received) <= dropped + unacked, "messages lost without being counted"
