@@ -59,14 +59,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
 
 
-MAX_DEFAULT_PROCESSES = 8  # each holds its own model, torch and buffers (~0.5 GB)
+MAX_DEFAULT_PROCESSES = 8  # each holds its own model, torch and buffers
 
 
 def _local_layout(workers: int | None, device: str, engines: int) -> tuple[int, int]:
     """(processes, engines per process) on this machine. On a CPU the cores are shared out:
-    by default one process per core (at most 8), each with one engine per core it has;
-    whole pipelines side by side beat one pipeline with an engine per core (1.4-1.8× on
-    two cores: tools/archive_bench.py). On a GPU one process unless told."""
+    by default one process per core (at most 8), each with one engine per core it has. On
+    two cores that is as fast as one process with two engines (12.8 frames/s both,
+    tools/archive_bench.py); with more cores, whole pipelines side by side do not share one
+    pipeline's Python stages (decode+track, drawing). On a GPU one process unless told."""
     cores = os.cpu_count() or 1
     if device.startswith("cuda"):
         return max(1, workers or 1), max(1, engines or 1)
