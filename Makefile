@@ -13,11 +13,18 @@ BENCH_VIDEO ?= $(FIXTURES)/videos/udacity_solidWhiteRight.mp4
 
 setup: $(VENV)/.installed
 
-# torch==2.13.0 first: the CPU build (a plain `torch` requirement would pull a CUDA build)
-$(VENV)/.installed: pyproject.toml
+# torch==2.13.0 first: the CPU build (a plain `torch` requirement would pull a CUDA build);
+# TensorRT's type stubs last, in $(VENV)/typings for mypy (tools/trt_stubs.py says why).
+# onnx2torch (the torch backend) with --no-deps: its metadata requires torchvision, whose
+# PyPI wheel pins a CUDA torch; maskstream runs onnx2torch without it (see
+# engines/pytorch/onnx2torch_import.py), so it is installed on its own and not listed in
+# pyproject.toml, where pip would resolve that requirement.
+$(VENV)/.installed: pyproject.toml tools/trt_stubs.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,archive,ray,mqtt]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,torch,archive,ray,mqtt]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps onnx2torch==1.5.15
+	$(PY) tools/trt_stubs.py $(VENV)/typings
 	touch $@
 
 # the bundled demo model on a generated dashcam clip (made once, then reused)

@@ -23,3 +23,7 @@ class BackendUnavailable(MaskstreamError, ImportError):
 
 class EngineError(MaskstreamError, RuntimeError):
     """An engine failed while running (a shape it cannot take, a CUDA error)."""
+
+
+class DeviceError(MaskstreamError, ValueError):
+    """A device name is malformed, or names a device that is not there."""

@@ -1,14 +1,21 @@
-"""ONNX Runtime backend: CPU everywhere, the CUDA execution provider when installed."""
+"""ONNX Runtime backend: CPU everywhere; on CUDA (onnxruntime-gpu) the CUDA execution
+provider, optionally TensorRT's, with inputs and outputs bound to torch CUDA tensors
+(engines.ort_binding; provider options in engines.ort_providers)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engines.base import Backend, IoKind, TensorInfo, batch_range_of
-from engines.errors import BackendUnavailable, ModelError
+from engines.device import parse_device
+from engines.errors import ModelError
+from engines.ort_providers import provider_list
+
+if TYPE_CHECKING:
+    from engines.ort_binding import CudaBinding
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
            "tensor(int64)": "int64", "tensor(int32)": "int32"}
@@ -25,21 +32,28 @@ class OnnxRuntimeEngine:
     sessions run side by side beat one multi-thread session (see the infer pool).
     """
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 1) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int = 1, *,
+                 tensorrt: bool = False, fp16: bool = False, cache_dir: str | None = None,
+                 asynchronous: bool = True) -> None:
+        """``tensorrt``, ``fp16``, ``cache_dir``: TensorRT's execution provider (CUDA only,
+        opt-in: its first build takes minutes). ``asynchronous``: on CUDA, return before
+        the GPU is done (consumers wait on :attr:`stream`)."""
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
-        providers: list[Any] = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise BackendUnavailable(
-                    "device 'cuda' needs onnxruntime-gpu (CUDAExecutionProvider is not "
-                    f"available; have {ort.get_available_providers()})"
-                )
-            dev_id = int(device.split(":", 1)[1]) if ":" in device else 0
-            providers = [("CUDAExecutionProvider", {"device_id": dev_id}), "CPUExecutionProvider"]
+        dev = parse_device(device)
+        available = ort.get_available_providers()
+        provider_list(dev, available, tensorrt=tensorrt)  # what is missing, before CUDA work
+        stream = None
+        if dev.is_cuda:
+            import torch
+
+            stream = torch.cuda.Stream(torch.device(str(dev)))
+        providers = provider_list(dev, available, tensorrt=tensorrt,
+                                  stream=stream.cuda_stream if stream is not None else None,
+                                  fp16=fp16, cache_dir=cache_dir)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
@@ -51,7 +65,7 @@ class OnnxRuntimeEngine:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load ONNX model {path}: {first}") from exc
-        self.device = device
+        self.device = str(dev)
         self.inputs = tuple(
             TensorInfo(i.name, tuple(_dim(d) for d in i.shape), _DTYPES.get(i.type, i.type))
             for i in self._session.get_inputs()
@@ -63,13 +77,28 @@ class OnnxRuntimeEngine:
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self._output_names = [o.name for o in self.outputs]
         self.backend = Backend.ONNXRUNTIME
-        self.io = IoKind.NUMPY
-        self.outputs_reused = False  # every run returns fresh arrays
-        self.stream = None
         self.batch_range = batch_range_of(self.inputs[0].shape) if self.inputs else (1, 1)
+        self._binding: CudaBinding | None = None
+        if stream is None:
+            self.io = IoKind.NUMPY
+            self.outputs_reused = False  # every run returns fresh arrays
+            self.stream = None
+        else:
+            from engines.ort_binding import CudaBinding
 
-    def infer(self, feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Run once. feeds: name → array (float32 NCHW for images; torch CPU tensors too)."""
+            self._binding = CudaBinding(self._session, dev, stream, self.inputs, self.outputs,
+                                        asynchronous)
+            self.io = IoKind.TORCH
+            self.outputs_reused = True  # buffers bound once per input shape
+            self.stream = stream if asynchronous else None
+
+    def infer(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        """Run once. feeds: name → array (float32 NCHW for images; torch tensors too).
+
+        Returns numpy arrays on the CPU; torch CUDA tensors (reused) on CUDA.
+        """
+        if self._binding is not None:
+            return self._binding.run(feeds)
         arrays = {k: np.ascontiguousarray(v.numpy() if hasattr(v, "numpy") else np.asarray(v))
                   for k, v in feeds.items()}
         results = self._session.run(self._output_names, arrays)
@@ -85,4 +114,7 @@ class OnnxRuntimeEngine:
         self.infer(feeds)
 
     def close(self) -> None:
+        if self.stream is not None:
+            self.stream.synchronize()
+        self._binding = None
         self._session = None

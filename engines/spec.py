@@ -130,6 +130,40 @@ def _static_int(d: object) -> int | None:
     return d if isinstance(d, int) and d > 0 else None
 
 
+def _input_wh(path: Path, inp: TensorInfo, side: dict, meta: dict[str, str],
+              outs: tuple[TensorInfo, ...]) -> tuple[int, int]:
+    """The input size (w, h): the input's own where static; else ``imgsz`` from the
+    sidecar or the Ultralytics metadata; else, for a YOLO-seg model whose prototype
+    output is static, four times its size (prototypes are at stride 4). Otherwise there
+    is no size to run at: a ModelError, not a guess that fails inside the runtime."""
+    h, w = _static_int(inp.shape[2]), _static_int(inp.shape[3])
+    if h is not None and w is not None:
+        return w, h
+    imgsz: Any = side.get("imgsz")
+    if imgsz is None and "imgsz" in meta:
+        try:
+            imgsz = ast.literal_eval(meta["imgsz"])
+        except (ValueError, SyntaxError):
+            raise ModelError(f"{path.name}: cannot read imgsz from metadata: "
+                             f"{meta['imgsz'][:40]!r}") from None
+    if imgsz is not None:
+        if isinstance(imgsz, int) and imgsz > 0:
+            return imgsz, imgsz
+        if (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2
+                and all(isinstance(v, int) and v > 0 for v in imgsz)):
+            return int(imgsz[1]), int(imgsz[0])
+        raise ModelError(f"{path.name}: imgsz: expected a size or [height, width], got {imgsz!r}")
+    protos = [o for o in outs if len(o.shape) == 4]
+    if len(outs) == 2 and len(protos) == 1 and sum(len(o.shape) == 3 for o in outs) == 1:
+        ph, pw = _static_int(protos[0].shape[2]), _static_int(protos[0].shape[3])
+        if ph is not None and pw is not None:
+            return 4 * pw, 4 * ph
+    raise ModelError(
+        f"{path.name}: input {inp.name} {list(inp.shape)} has a dynamic size and the model "
+        f"does not say which to use; put 'imgsz: [height, width]' in {path.with_suffix('.yaml')} "
+        "(or export it with Ultralytics, which records imgsz in the metadata)")
+
+
 def read_spec(engine: Engine, path: str | Path) -> ModelSpec:
     """Work out the :class:`ModelSpec` of a loaded model; raise ModelError if unknown."""
     path = Path(path)
@@ -140,10 +174,8 @@ def read_spec(engine: Engine, path: str | Path) -> ModelSpec:
             f"{path.name}: expected one image input [B,3,H,W], found {_shapes(engine.inputs)}"
         )
     inp = engine.inputs[0]
-    h, w = _static_int(inp.shape[2]), _static_int(inp.shape[3])
-    if h is None or w is None:
-        imgsz = side.get("imgsz") or (ast.literal_eval(meta["imgsz"]) if "imgsz" in meta else 640)
-        h, w = (imgsz, imgsz) if isinstance(imgsz, int) else (int(imgsz[0]), int(imgsz[1]))
+    outs = engine.outputs
+    w, h = _input_wh(path, inp, side, meta, outs)
     names = _parse_names(side["names"]) if "names" in side else (
         _parse_names(meta["names"]) if "names" in meta else ()
     )
@@ -153,7 +185,6 @@ def read_spec(engine: Engine, path: str | Path) -> ModelSpec:
         path=str(path), input_name=inp.name, input_wh=(w, h), rgb=bool(side.get("rgb", True)),
         mean=mean, std=std, batch=_static_int(inp.shape[0]),
     )
-    outs = engine.outputs
     three_d = [o for o in outs if len(o.shape) == 3]
     four_d = [o for o in outs if len(o.shape) == 4]
 
@@ -221,3 +252,27 @@ def read_spec(engine: Engine, path: str | Path) -> ModelSpec:
         f"{path.name}: unknown model outputs: {_shapes(outs)} (expected YOLO-seg "
         "predictions + prototypes, or semantic [B,C,H,W] heads)"
     )
+
+
+def check_runs(engine: Engine, spec: ModelSpec) -> None:
+    """Run ``engine`` once on a blank input of ``spec``'s size (batch 1); a model that
+    cannot (an ``imgsz`` that does not fit its graph) is a ModelError here, at start-up,
+    instead of a runtime failure on the first frame after the outputs were opened."""
+    import numpy as np
+
+    w, h = spec.input_wh
+    dtype = next((t.dtype for t in engine.inputs if t.name == spec.input_name), "float32")
+    try:
+        blank = np.zeros((1, 3, h, w), np.dtype(dtype))
+    except TypeError:  # a type numpy does not name: the pipeline feeds float32
+        blank = np.zeros((1, 3, h, w), np.float32)
+    try:
+        engine.infer({spec.input_name: blank})
+    except Exception as exc:  # backends raise their own untyped errors
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        if len(first) > 300:  # the runtime's messages quote its source; keep both ends
+            first = f"{first[:150]} … {first[-150:]}"
+        raise ModelError(f"{Path(spec.path).name} does not run at its input size {w}x{h} "
+                         f"(set imgsz in {Path(spec.path).with_suffix('.yaml')} to the size it "
+                         f"was exported at): {first}") from exc

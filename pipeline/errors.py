@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from engines.errors import BackendUnavailable, EngineError, MaskstreamError, ModelError
+from engines.errors import BackendUnavailable, DeviceError, EngineError, MaskstreamError, ModelError
 
-__all__ = ["BackendUnavailable", "ConfigError", "EngineError", "MaskstreamError", "ModelError",
-           "SinkError", "SourceError", "SourceTimeout", "TruncatedSource"]
+__all__ = ["BackendUnavailable", "ConfigError", "DeviceError", "EngineError", "MaskstreamError",
+           "ModelError", "SinkError", "SourceError", "SourceTimeout", "TruncatedSource"]
 
 
 class ConfigError(MaskstreamError, ValueError):
@@ -22,7 +22,8 @@ class SourceTimeout(SourceError, TimeoutError):
 
 
 class TruncatedSource(SourceError):
-    """A file source broke off mid-stream; the frames before the break were delivered."""
+    """A file source could not be read whole (a damaged or truncated video, unreadable
+    images); everything readable was delivered."""
 
 
 class SinkError(MaskstreamError, OSError):

@@ -1,4 +1,12 @@
-"""The whole pipeline, wired in one function that reads top to bottom."""
+"""The whole pipeline, wired in one function that reads top to bottom.
+
+    sources → (merge) → preprocess → infer (pool) → decode+track → render → sinks
+
+Every ring is listed in one table (:func:`ring_table`) with its capacity, its overflow
+policy and why; ``runtime.overflow: auto`` is resolved there, in one place. Everything
+:func:`build_pipeline` opens (sources, engines, outputs) is closed again if a later step
+fails, so a bad output or option leaves no thread, session or file handle behind.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +14,26 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import cv2
 import torch
 
-from engines import Engine, ModelSpec, open_engine, read_spec, resolve_device
-from pipeline.config import Config
+from engines import Engine, ModelSpec, choose_backend, open_engine, read_spec
+from engines.spec import check_runs
+from pipeline.config import Config, Overflow
 from pipeline.decode.postprocess import Postprocess
 from pipeline.errors import ConfigError
 from pipeline.infer.infer import Infer
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.sinks import is_network, needs_render, open_sink
 from pipeline.io.sources import open_source
+from pipeline.io.uri import redact
 from pipeline.render.render import Render
 from pipeline.runtime.metrics import StageStats
 from pipeline.runtime.prometheus import MetricsServer
-from pipeline.runtime.ring import Overflow
+from pipeline.runtime.ring import Ring
 from pipeline.runtime.runner import Pipeline
 from pipeline.runtime.stage import Sink, Source
 from pipeline.types import Frame
@@ -44,6 +55,58 @@ class Built:
     def total_frames(self) -> int | None:
         totals = [s.total_frames for s in self.sources]
         return None if any(t is None for t in totals) else sum(t for t in totals if t)
+
+
+@dataclass(frozen=True)
+class RingPlan:
+    """One ring of the graph: its size, what it does when full, and why."""
+
+    name: str
+    capacity: int
+    overflow: Overflow
+    why: str
+
+
+def resolve_overflow(setting: Overflow, auto: Overflow) -> Overflow:
+    """``runtime.overflow``: ``auto`` takes each ring's own choice, anything else applies to
+    every ring."""
+    return auto if setting is Overflow.AUTO else setting
+
+
+def ring_table(cfg: Config, sources: list[Source], outputs: list[tuple[str, str | None]],
+               batch: int) -> list[RingPlan]:
+    """Every ring, in the order frames pass them."""
+    q, setting = cfg.runtime.queue_size, cfg.runtime.overflow
+    live = any(s.live for s in sources)
+    all_live = all(s.live for s in sources)
+    # live: only the newest frame waits for the engine, so latency stays bounded
+    ahead = 1 if live else q
+    front = Overflow.DROP_OLDEST if all_live else Overflow.BLOCK
+    table = []
+    if len(sources) > 1:
+        table += [RingPlan(f"captured:{s.source_id}", 1 if s.live else q,
+                           resolve_overflow(setting, Overflow.DROP_OLDEST if s.live
+                                            else Overflow.BLOCK),
+                           "each source its own ring: a stalled camera never holds up "
+                           "the others; a file loses nothing") for s in sources]
+    table += [
+        RingPlan("captured", ahead, resolve_overflow(setting, front),
+                 "live: the newest frame wins (bounded latency); files: a few frames of "
+                 "slack and nothing dropped"),
+        RingPlan("prepared", max(ahead, batch), resolve_overflow(setting, front),
+                 "as captured, with room for a full batch"),
+        RingPlan("inferred", q, resolve_overflow(setting, Overflow.BLOCK),
+                 "past the engine nothing is dropped: each frame cost an inference"),
+        RingPlan("decoded", q, resolve_overflow(setting, Overflow.BLOCK),
+                 "as inferred"),
+    ]
+    table += [RingPlan(f"out:{redact(uri)}", q,  # ring names reach metrics: no passwords
+                       resolve_overflow(setting, Overflow.DROP_OLDEST if is_network(uri)
+                                        else Overflow.BLOCK),
+                       "each output its own ring, so a slow one never stalls the others; a "
+                       "network output drops its oldest frame, a file loses nothing")
+              for uri, _ in outputs]
+    return table
 
 
 _NAMED = re.compile(r"^([A-Za-z][\w-]{0,31})=(.+)$")
@@ -85,6 +148,13 @@ def default_workers(device: str) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def _check_batch(cfg: Config, spec: ModelSpec) -> None:
+    if cfg.model.batch > 1 and spec.batch is not None:
+        raise ConfigError(f"model.batch {cfg.model.batch}: {os.path.basename(cfg.model.path)} "
+                          f"has a fixed batch of {spec.batch}; make a dynamic-batch copy with "
+                          "python -m tools.dynamic_batch, or set batch 1")
+
+
 def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Built:
     """sources → (merge) → preprocess → infer (pool) → decode+track → render → sinks.
 
@@ -94,85 +164,80 @@ def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Buil
     named = named_sources(cfg)
     if not cfg.model.path:
         raise ConfigError("no model given (--model or model.path)")
-
-    device = resolve_device(cfg.model.device)
+    # which backend on which device (engines.select logs the choice and why)
+    choice = choose_backend(cfg.model.path, cfg.model.backend, cfg.model.device)
+    device = str(choice.device)
     if not device.startswith("cuda"):
         # On a CPU the stages are the parallelism: torch's and OpenCV's own thread pools
         # would only preempt the engines (their small ops are fastest single-threaded).
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
 
-    sources = [open_source(uri, sid, cfg.source.fps, cfg.source.decode_threads, cfg.live)
-               for sid, uri in named]
-    by_id = {s.source_id: s for s in sources}
-    outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl) if u] or ["null://"],
-                             list(by_id))
-    if engines:
-        engines = list(engines)
-        spec = read_spec(engines[0], cfg.model.path)
-    else:
-        workers = cfg.model.workers or default_workers(device)
-        engines = [open_engine(cfg.model.path, device, cfg.model.threads)]
-        spec = read_spec(engines[0], cfg.model.path)
-        engines += [open_engine(cfg.model.path, device, cfg.model.threads)
-                    for _ in range(workers - 1)]
-    batch = cfg.model.batch
-    if batch > 1 and spec.batch is not None:
-        raise ConfigError(f"model.batch {batch}: {os.path.basename(cfg.model.path)} has a fixed "
-                          f"batch of {spec.batch}; make a dynamic-batch copy with "
-                          "tools/dynamic_batch.py, or set batch 1")
-    sinks = [open_sink(u, by_id[sid].rate if sid else sources[0].rate, cfg.output.codec)
-             for u, sid in outputs]
+    with ExitStack() as opened:  # closed again unless everything opens
+        sources: list[Source] = []
+        for sid, uri in named:
+            sources.append(open_source(uri, sid, cfg.source.fps, cfg.source.decode_threads,
+                                       cfg.live))
+            opened.callback(sources[-1].close)
+        by_id = {s.source_id: s for s in sources}
+        running: list[Engine] = list(engines or ())
+        for _ in range(0 if running else cfg.model.workers or default_workers(device)):
+            running.append(open_engine(cfg.model.path, choice.backend, choice.device,
+                                       cfg.model.threads))
+            opened.callback(running[-1].close)
+        spec = read_spec(running[0], cfg.model.path)
+        check_runs(running[0], spec)  # a size the model cannot run at fails here, not mid-run
+        _check_batch(cfg, spec)
+        outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl) if u]
+                                 or ["null://"], list(by_id))
+        sinks: list[Sink] = []
+        for uri, target in outputs:
+            sinks.append(open_sink(uri, by_id[target].rate if target else sources[0].rate,
+                                   cfg.output.codec))
+            opened.callback(sinks[-1].abort)
 
-    q = cfg.runtime.queue_size
-    fixed = None if cfg.runtime.overflow == "auto" else Overflow(cfg.runtime.overflow)
+        p = Pipeline()
+        rings = {plan.name: plan for plan in ring_table(cfg, sources, outputs, cfg.model.batch)}
 
-    def policy(live: bool) -> Overflow:
-        return fixed or (Overflow.DROP_OLDEST if live else Overflow.BLOCK)
+        def ring(name: str, listener: threading.Event | None = None) -> Ring:
+            plan = rings[name]
+            return p.ring(plan.name, plan.capacity, plan.overflow, listener)
 
-    # live: only the newest frame waits for the engine, so latency stays bounded; files:
-    # a few frames of slack per ring and nothing is ever dropped
-    ahead = 1 if any(s.live for s in sources) else q
-    shared = policy(all(s.live for s in sources))
-    p = Pipeline()
-    if len(sources) == 1:
-        captured = p.ring("captured", ahead, shared)
-        p.source(sources[0], captured)
-    else:  # each source its own ring, so a stalled camera never holds up the others
-        wakeup = threading.Event()
-        rings = [p.ring(f"captured:{s.source_id}", 1 if s.live else q, policy(s.live), wakeup)
-                 for s in sources]
-        for s, r in zip(sources, rings, strict=True):
-            p.source(s, r)
-        captured = p.ring("captured", ahead)
-        p.merge(rings, captured, wakeup)
+        captured = ring("captured")
+        if len(sources) == 1:
+            p.source(sources[0], captured)
+        else:  # each source its own ring, merged fairly
+            wakeup = threading.Event()
+            per_source = [ring(f"captured:{s.source_id}", wakeup) for s in sources]
+            for s, r in zip(sources, per_source, strict=True):
+                p.source(s, r)
+            p.merge(per_source, captured, wakeup)
 
-    prepared = p.ring("prepared", max(ahead, batch), shared)  # room for a full batch
-    p.stage(Preprocess(spec), captured, [prepared])
-    p.discard_on_stop(captured, prepared)  # Ctrl-C: what the engine has not started is dropped
+        prepared = ring("prepared")
+        p.stage(Preprocess(spec), captured, [prepared])
+        p.discard_on_stop(captured, prepared)  # Ctrl-C: what the engine has not started is dropped
 
-    inferred = p.ring("inferred", q)
-    p.pool([Infer(e, spec) for e in engines], prepared, inferred, batch,
-           cfg.model.batch_timeout_ms / 1000)
+        inferred = ring("inferred")
+        p.pool([Infer(e, spec) for e in running], prepared, inferred, cfg.model.batch,
+               cfg.model.batch_timeout_ms / 1000)
 
-    # each sink has its own ring, so a slow sink never stalls the others
-    sink_rings = [p.ring(s.name, q, Overflow.DROP_OLDEST if is_network(u) else Overflow.BLOCK)
-                  for s, (u, _) in zip(sinks, outputs, strict=True)]
-    targets = [sid for _, sid in outputs]
+        out_rings = [ring(f"out:{redact(uri)}") for uri, _ in outputs]
+        targets = [sid for _, sid in outputs]
 
-    def route(frame: Frame) -> list[int]:
-        return [i for i, sid in enumerate(targets) if sid is None or sid == frame.source_id]
+        def route(frame: Frame) -> list[int]:
+            return [i for i, sid in enumerate(targets) if sid is None or sid == frame.source_id]
 
-    postprocess = Postprocess(spec, cfg.decode, cfg.track, {s.source_id: s.fps for s in sources})
-    if any(needs_render(u) for u, _ in outputs):
-        decoded = p.ring("decoded", q)
-        p.stage(postprocess, inferred, [decoded])
-        last = p.stage(Render(cfg.render), decoded, sink_rings, route)
-    else:  # metadata only: nothing to draw
-        last = p.stage(postprocess, inferred, sink_rings, route)
+        postprocess = Postprocess(spec, cfg.decode, cfg.track, {s.source_id: s.fps for s in sources})
+        if any(needs_render(u) for u, _ in outputs):
+            decoded = ring("decoded")
+            p.stage(postprocess, inferred, [decoded])
+            last = p.stage(Render(cfg.render), decoded, out_rings, route)
+        else:  # metadata only: nothing to draw
+            last = p.stage(postprocess, inferred, out_rings, route)
 
-    for sink, ring in zip(sinks, sink_rings, strict=True):
-        p.sink(sink, ring)
-    if cfg.metrics.port:
-        p.service(MetricsServer(p, cfg.metrics.port, cfg.metrics.host))
-    return Built(p, spec, sources, sinks, last)
+        for sink, out in zip(sinks, out_rings, strict=True):
+            p.sink(sink, out)
+        if cfg.metrics.port:
+            p.service(MetricsServer(p, cfg.metrics.port, cfg.metrics.host))
+        opened.pop_all()  # the pipeline owns them now: its workers close them
+        return Built(p, spec, sources, sinks, last)

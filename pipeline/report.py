@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import math
 
-from pipeline.runtime.runner import RunReport
+from pipeline.runtime.run_report import OutputReport, RunReport
 
 
 def _ms(seconds: float) -> str:
     return "-" if math.isnan(seconds) else f"{seconds * 1000:.1f}"
 
 
+def _output(o: OutputReport) -> str:
+    text = f"{o.name.removeprefix('sink:')} {o.written}"
+    if o.dropped:
+        text += f" (+{o.dropped} dropped)"
+    return text + (" FAILED" if o.error is not None else "")
+
+
 def format_report(report: RunReport) -> str:
-    outs = ", ".join(f"{name.removeprefix('sink:')} {n}" for name, n in report.frames_out.items())
+    """The summary: every frame read is written or dropped, per output; then per stage."""
+    outs = ", ".join(_output(o) for o in report.outputs)
     lines = [
         f"frames in {report.frames_in}, out: {outs}; dropped {report.dropped}; "
         f"{report.wall_s:.1f} s, {report.fps:.1f} FPS"
@@ -30,10 +38,10 @@ def format_report(report: RunReport) -> str:
         health = getattr(src, "health", None)
         if health is not None:
             lines.append(f"{src.name} ({src}): {health.describe()}")
-    for sink in report.sinks:  # network outputs: what became of the messages
-        health = getattr(sink, "health", None)
+    for o in report.outputs:
+        health = getattr(o.sink, "health", None)
         if health is not None:
-            lines.append(f"{sink.name}: {health.describe()}")
+            lines.append(f"{o.name}: {health.describe()}")
     e = report.end_to_end
     lines.append(f"{'capture → sink':<22}{e.count:>7}{_ms(e.percentile(50)):>9}"
                  f"{_ms(e.percentile(99)):>9}{_ms(e.mean):>9}")

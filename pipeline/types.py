@@ -33,12 +33,15 @@ class Letterbox:
 
     def to_source(self, xyxy: np.ndarray) -> np.ndarray:
         """Map (N,4) boxes from input pixels to source pixels, clipped to the frame."""
-        out = np.empty_like(xyxy, dtype=np.float32)
-        out[:, [0, 2]] = (xyxy[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (xyxy[:, [1, 3]] - self.pad_y) / self.scale_y
         w, h = self.source_wh
-        np.clip(out[:, [0, 2]], 0, w, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, h, out=out[:, [1, 3]])
+        out = np.empty((len(xyxy), 4), np.float32)
+        # basic slices are views, so the clip writes into ``out``; a fancy index
+        # (``out[:, [0, 2]]``) is a copy and would clip that copy instead
+        xs, ys = out[:, 0::2], out[:, 1::2]
+        xs[:] = (xyxy[:, 0::2] - self.pad_x) / self.scale_x
+        ys[:] = (xyxy[:, 1::2] - self.pad_y) / self.scale_y
+        np.clip(xs, 0, w, out=xs)
+        np.clip(ys, 0, h, out=ys)
         return out
 
 

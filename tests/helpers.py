@@ -73,6 +73,34 @@ def make_video(path: Path, n: int = 30, w: int = 160, h: int = 96, rate: Fractio
     return path
 
 
+def clip(src: Path, dst: Path, start: int = 0, frames: int = 30,
+         size: tuple[int, int] | None = None, t0: float = 0.0) -> Path:
+    """Frames ``[start, start + frames)`` of ``src`` re-encoded (H.264) to ``dst``, an mp4
+    or an MPEG-TS segment by its suffix, scaled to ``size`` (w, h) if given; its first
+    frame's timestamp is ``t0`` seconds (each segment of a recorder starts again near 0)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        rate = Fraction(vin.average_rate or 25)
+        s = out.add_stream("libx264", rate=rate)
+        s.codec_context.time_base = 1 / rate
+        s.width, s.height = size or (vin.codec_context.width, vin.codec_context.height)
+        s.pix_fmt, s.options = "yuv420p", {"preset": "ultrafast", "crf": "20"}
+        for i, f in enumerate(inp.decode(vin)):
+            if i >= start + frames:
+                break
+            if i >= start:
+                f = f.reformat(width=s.width, height=s.height, format="yuv420p")
+                f.pts = i - start + round(t0 * rate)
+                f.time_base = s.codec_context.time_base
+                for p in s.encode(f):
+                    out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    return dst
+
+
 def ffprobe(path: Path) -> dict[str, str]:
     """codec, frame count (decoded), and frame rates of the first video stream."""
     out = subprocess.run(

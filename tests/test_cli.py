@@ -164,7 +164,9 @@ def test_truncated_file_processes_every_decodable_frame(tmp_path) -> None:
     assert time.monotonic() - t0 < 10
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "truncated after frame 73" in lines[0], r.stderr
+    assert len(lines) == 1 and "truncated: frames 73-220 (2.92-8.80 s) lost" in lines[0], r.stderr
+    assert "73 of 221 frame(s) were processed" in lines[0]
+    assert "frames in 73" in r.stdout  # the summary, on this exit too
     assert ffprobe(out)["nb_read_frames"] == "73"  # finalized: playable, every frame in
     assert len(jsonl(meta)) == 73
 
@@ -202,3 +204,19 @@ def test_help_and_info(tmp_path) -> None:
     assert "--model" in r.stdout and "--jsonl" in r.stdout and "examples" in r.stdout
     r = run_cli("info", str(fixed_yolo_model(tmp_path / "m.onnx")), timeout=30)
     assert r.returncode == 0 and "instance (yolov8 layout)" in r.stdout and "car, person" in r.stdout
+
+
+@pytest.mark.parametrize("where", ["before the command", "after it", "info, before"])
+def test_debug_is_honoured_wherever_it_is_given(tmp_path, where) -> None:
+    model = str(fixed_yolo_model(tmp_path / "m.onnx"))
+    missing = str(tmp_path / "nope.mp4")
+    argv = {"before the command": ["--debug", "run", missing, "-m", model],
+            "after it": ["run", missing, "-m", model, "--debug"],
+            "info, before": ["--debug", "info", str(tmp_path / "nope.onnx")]}[where]
+    r = run_cli(*argv, timeout=30)
+    assert r.returncode == 1
+    assert "Traceback" in r.stderr, r.stderr  # the traceback the hint promises
+    assert r.stderr.strip().splitlines()[-1].endswith(
+        f"no such file: {missing}" if where != "info, before" else "nope.onnx")
+    plain = run_cli(*[a for a in argv if a != "--debug"], timeout=30)
+    assert "Traceback" not in plain.stderr and len(plain.stderr.strip().splitlines()) == 1

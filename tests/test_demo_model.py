@@ -29,7 +29,7 @@ CONFIG = ROOT / "configs" / "demo.yaml"
 
 
 def test_demo_model_is_a_plain_yolov8_seg_model() -> None:
-    engine = open_engine(MODEL)
+    engine = open_engine(MODEL, "onnxruntime", "cpu")
     spec = read_spec(engine, MODEL)
     assert spec.layout is Layout.YOLOV8 and spec.class_names == CLASSES
     assert spec.input_wh == (384, 224) and spec.num_masks == 32

@@ -2,6 +2,7 @@
 """Throughput of maskstream on this machine, measured side by side in one run.
 
     python -m tools.bench --model M.onnx --video V.mp4 [--frames N] [--repeat R] [--json]
+                          [--backend B] [--device D]
 
 Reports, for the same frames:
   decode      video decoding alone: PyAV and OpenCV, one thread and automatic threads
@@ -9,7 +10,10 @@ Reports, for the same frames:
               setting (the limit: nothing else runs)
   pipeline    the threaded pipeline end to end (mp4 + JSONL outputs), default settings
   sequential  the obvious loop: decode → preprocess → infer → decode masks → track →
-              render → encode, one ONNX Runtime session with as many threads as cores
+              render → encode, one engine (ONNX Runtime: as many threads as cores)
+  torch       model-only, the torch backend where it is usable (tools/bench_torch.py):
+              eager and CUDA graphs at batch 1/8/32 on CUDA, eager batch 1 on the CPU
+--backend / --device choose the engine of the pipeline and sequential runs (default auto).
 and the per-frame cost of mask decoding + rendering against inference.
 Speed belongs here, not in the tests: the ratios are what to compare across machines.
 """
@@ -31,17 +35,27 @@ import cv2
 import numpy as np
 import torch
 
-from engines import open_engine, read_spec
+from engines import Backend, choose_backend, open_engine, read_spec
 from engines.onnxruntime_engine import OnnxRuntimeEngine
-from pipeline.config import Config, ModelConfig, OutputConfig, SourceConfig
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from engines.select import torch_problem
+from pipeline.config import (
+    Config,
+    DecodeParams,
+    ModelConfig,
+    OutputConfig,
+    RenderParams,
+    SourceConfig,
+    TrackParams,
+)
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.graph import build_pipeline
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.jsonl_sink import JsonlSink
 from pipeline.io.sources import VideoFileSource
 from pipeline.io.video_sink import VideoSink
-from pipeline.render.render import Render, RenderParams
-from pipeline.track.tracker import Tracker, TrackParams
+from pipeline.render.render import Render
+from pipeline.track.tracker import Tracker
+from tools.bench_torch import bench_torch_model_only, print_rows
 
 
 def bench_decode(video: Path, frames: int) -> dict[str, float]:
@@ -113,10 +127,11 @@ def bench_model_only(model: Path, tensors: list[np.ndarray], name: str) -> dict[
     return out
 
 
-def bench_sequential(model: Path, video: Path, frames: int, tmp: Path) -> dict[str, float]:
+def bench_sequential(model: Path, video: Path, frames: int, tmp: Path, backend: str = "auto",
+                     device: str = "auto") -> dict[str, float]:
     """The obvious single-thread loop, with every stage the pipeline has."""
     torch.set_num_threads(1)
-    engine = open_engine(model, threads=os.cpu_count() or 1)
+    engine = open_engine(model, backend, device, threads=os.cpu_count() or 1)
     spec = read_spec(engine, model)
     pre, dec = Preprocess(spec), YoloSegDecoder(spec, DecodeParams())
     tracker, render = Tracker(TrackParams()), Render(RenderParams())
@@ -150,8 +165,10 @@ def bench_sequential(model: Path, video: Path, frames: int, tmp: Path) -> dict[s
     return {"fps": n / wall, **{f"{k} ms": v / n * 1000 for k, v in cost.items()}}
 
 
-def bench_pipeline(model: Path, video: Path, tmp: Path) -> tuple[float, object]:
-    cfg = Config(source=SourceConfig(uri=str(video)), model=ModelConfig(path=str(model)),
+def bench_pipeline(model: Path, video: Path, tmp: Path, backend: str = "auto",
+                   device: str = "auto") -> tuple[float, object]:
+    cfg = Config(source=SourceConfig(uri=str(video)),
+                 model=ModelConfig(path=str(model), backend=Backend(backend), device=device),
                  output=OutputConfig(video=str(tmp / "pipe.mp4"), jsonl=str(tmp / "pipe.jsonl")))
     built = build_pipeline(cfg)
     report = built.pipeline.run()
@@ -165,10 +182,13 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=0, help="frames to use (0: the whole video)")
     ap.add_argument("--repeat", type=int, default=2, help="alternating rounds; medians reported")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ap.add_argument("--backend", default="auto", choices=[b.value for b in Backend],
+                    help="engine of the pipeline and sequential runs (default auto)")
+    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = ap.parse_args()
     frames = args.frames or 10**9
     clip = load_frames(args.video, frames)
-    engine = open_engine(args.model)
+    engine = open_engine(args.model, "onnxruntime", "cpu")  # to read the spec
     spec = read_spec(engine, args.model)
     engine.close()
     pre = Preprocess(spec)
@@ -183,15 +203,21 @@ def main() -> int:
         for _ in range(args.repeat):  # alternate so drift hits every contender alike
             for k, v in bench_model_only(args.model, tensors, spec.input_name).items():
                 rounds.setdefault(f"model-only {k}", []).append(v)
-            fps, last_report = bench_pipeline(args.model, args.video, Path(tmp))
+            fps, last_report = bench_pipeline(args.model, args.video, Path(tmp), args.backend,
+                                              args.device)
             rounds.setdefault("pipeline end-to-end", []).append(fps)
-            seq = bench_sequential(args.model, args.video, frames, Path(tmp))
+            seq = bench_sequential(args.model, args.video, frames, Path(tmp), args.backend,
+                                   args.device)
             rounds.setdefault("sequential loop", []).append(seq.pop("fps"))
             seq_costs.append(seq)
             best_now = max(v[-1] for k, v in rounds.items() if k.startswith("model-only"))
             ratios["pipeline/model-only"].append(fps / best_now)
             ratios["pipeline/sequential"].append(fps / rounds["sequential loop"][-1])
         dec = bench_decode(args.video, frames)
+    torch_device = str(choose_backend(args.model, "auto", args.device).device)
+    torch_rows = (bench_torch_model_only(args.model, tensors[0], spec.input_name, torch_device)
+                  if args.backend in ("auto", "torch")
+                  and torch_problem(cuda=torch_device.startswith("cuda")) is None else [])
 
     med = {k: statistics.median(v) for k, v in rounds.items()}
     best_key = max((k for k in med if k.startswith("model-only")), key=med.get)
@@ -208,6 +234,7 @@ def main() -> int:
         "ratios_per_round": ratios,
         "sequential_ms_per_frame": costs,
         "masks_track_render_vs_infer": (costs["masks+track ms"] + costs["render ms"]) / costs["infer ms"],
+        "torch_model_only": torch_rows,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -227,6 +254,8 @@ def main() -> int:
           f"(median of rounds: {each})")
     print("  sequential loop, ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()))
     print(f"  masks + tracking + rendering / inference: {result['masks_track_render_vs_infer']:.1%}")
+    if torch_rows:
+        print_rows(torch_rows)
     if last_report is not None:
         from pipeline.report import format_report
 

@@ -23,6 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.errors import ModelError
+
+# what other code (the tests, make evaluate) may use; the rest is this script's own
+__all__ = ["check_batches", "make_dynamic"]
+
 BATCH = "batch"
 CHECK_BATCH = 3
 
@@ -67,7 +72,7 @@ def make_dynamic(model):
     inputs = [i for i in graph.input if i.name not in initializers]
     if not inputs or not all(i.type.tensor_type.shape.dim and
                              i.type.tensor_type.shape.dim[0].dim_value in (0, 1) for i in inputs):
-        raise ValueError("expected inputs with batch 1 (or already dynamic) in dimension 0")
+        raise ModelError("expected inputs with batch 1 (or already dynamic) in dimension 0")
     for vi in (*inputs, *graph.output):
         vi.type.tensor_type.shape.dim[0].dim_param = BATCH
     del graph.value_info[:]  # stale batch-1 shapes
@@ -104,13 +109,13 @@ def check_batches(path: str | Path, batch: int = CHECK_BATCH, seed: int = 0) -> 
     try:
         together = session.run(None, {inp.name: x})
     except Exception as exc:  # onnxruntime's own errors
-        raise ValueError(f"batch of {batch} fails: {str(exc).splitlines()[0]}") from exc
+        raise ModelError(f"batch of {batch} fails: {str(exc).splitlines()[0]}") from exc
     worst = 0.0
     for k in range(batch):
         alone = session.run(None, {inp.name: x[k:k + 1]})
         for a, t in zip(alone, together, strict=True):
             if t.shape[0] != batch:
-                raise ValueError(f"an output has {t.shape[0]} rows for a batch of {batch}")
+                raise ModelError(f"an output has {t.shape[0]} rows for a batch of {batch}")
             scale = float(np.abs(a).max()) or 1.0
             worst = max(worst, float(np.abs(t[k:k + 1] - a).max()) / scale)
     return worst

@@ -30,6 +30,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+# what other code (the tests, make evaluate) may use; the rest is this script's own
+__all__ = ["evaluate", "load_jsonl", "run_pipeline"]
+
 
 def run_pipeline(model: Path, video: Path, jsonl: Path, conf: float | None = None,
                  config: Path | None = None) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from engines import Engine, open_engine, resolve_device
+from engines import Engine, choose_backend, open_engine
 from pipeline.archive.discover import InputFile
 from pipeline.archive.layout import (
     FileOutputs,
@@ -57,11 +57,12 @@ class EngineSet:
     """The engines a worker opens once and lends to every file's pipeline."""
 
     def __init__(self, model: ModelConfig, count: int) -> None:
-        device = resolve_device(model.device)
+        choice = choose_backend(model.path, model.backend, model.device)
         self.engines: list[Engine] = []
         try:
             for _ in range(max(1, count)):
-                self.engines.append(open_engine(model.path, device, model.threads))
+                self.engines.append(open_engine(model.path, choice.backend, choice.device,
+                                                model.threads))
         except BaseException:
             self.close()
             raise

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from engines.errors import EngineError
 from engines.spec import ModelSpec, Task
-from pipeline.decode.yolo import DecodeParams, SemanticDecoder, YoloSegDecoder
+from pipeline.config import DecodeParams, TrackParams
+from pipeline.decode.semantic import SemanticDecoder
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.runtime.stage import Stage
-from pipeline.track.tracker import Tracker, TrackParams
+from pipeline.track.tracker import Tracker
 from pipeline.types import Frame
 
 
@@ -32,13 +35,14 @@ class Postprocess(Stage):
         tracker = self.trackers.get(source_id)
         if tracker is None:
             tracker = Tracker(self.track_params, self.frame_rates.get(source_id, 30.0),
-                              self.spec.class_names)
+                              self.spec.class_names, name=source_id)
             self.trackers[source_id] = tracker
         return tracker
 
     def process(self, frame: Frame) -> Frame:
         if frame.outputs is None or frame.letterbox is None:
-            raise ValueError(f"frame {frame.seq} reached decode without engine outputs")
+            raise EngineError(f"frame {frame.seq} of {frame.source_id} reached decoding without "
+                              "engine outputs")
         if self.spec.task is Task.SEMANTIC:
             maps = self._semantic(frame.outputs, frame.letterbox)
             return dataclasses.replace(frame, class_maps=maps, outputs=None)

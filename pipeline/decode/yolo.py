@@ -1,4 +1,4 @@
-"""Raw engine outputs → Detections (YOLO-seg) or ClassMaps (semantic heads).
+"""YOLO-seg engine outputs → :class:`Detections` with compact masks.
 
 YOLO-seg defaults are Ultralytics' predict defaults: conf 0.25, iou 0.7, class-aware
 NMS, max_det 300, mask threshold 0.5. Masks are full-resolution masks (what Ultralytics
@@ -9,45 +9,22 @@ a prototype cell (4 input pixels, 12 source pixels at 320 on 960×540) at every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from engines.spec import Layout, ModelSpec, Task
+from pipeline.config import DecodeParams
 from pipeline.decode.mask_overlap import suppress_covered
 from pipeline.decode.masks import decode_masks, mask_boxes
 from pipeline.decode.nms import nms
-from pipeline.errors import ConfigError
-from pipeline.types import ClassMap, Detections, Letterbox
+from pipeline.errors import ModelError
+from pipeline.types import Detections, Letterbox
 
 
-@dataclass(frozen=True)
-class DecodeParams:
-    conf: float = 0.25
-    iou: float = 0.7
-    max_det: int = 300
-    classes: tuple[int, ...] = ()  # keep only these class ids; empty keeps all
-    agnostic: bool = False  # NMS across classes (Ultralytics' agnostic_nms)
-    mask_threshold: float = 0.5
-    # drop a detection when more than this share of its mask lies under the mask of a
-    # higher-scoring one (of its class, or any class when agnostic); 1 keeps all, as
-    # Ultralytics does
-    mask_overlap: float = 1.0
-
-    def __post_init__(self) -> None:
-        for key in ("conf", "iou", "mask_threshold", "mask_overlap"):
-            v = getattr(self, key)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"decode.{key}: expected a number in [0, 1], got {v}")
-        if self.mask_threshold in (0.0, 1.0):
-            raise ConfigError(f"decode.mask_threshold: expected 0 < value < 1, got {self.mask_threshold}")
-        if self.max_det < 1:
-            raise ConfigError(f"decode.max_det: expected an int >= 1, got {self.max_det}")
-
-
-def _tensor(x: Any) -> torch.Tensor:
+def as_tensor(x: Any) -> torch.Tensor:
+    """A torch view of an engine output (numpy from ONNX Runtime, torch from GPU engines)."""
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
 
 
@@ -56,7 +33,7 @@ class YoloSegDecoder:
 
     def __init__(self, spec: ModelSpec, params: DecodeParams) -> None:
         if spec.task is not Task.INSTANCE:
-            raise ValueError(f"YoloSegDecoder needs an instance model, got {spec.task}")
+            raise ModelError(f"{spec.path}: YOLO-seg decoding needs an instance model, got {spec.task.value}")
         self.spec = spec
         self.params = params
         self.nc = len(spec.class_names)
@@ -101,8 +78,8 @@ class YoloSegDecoder:
         return torch.nonzero(keep).flatten()
 
     def __call__(self, outputs: dict[str, Any], box: Letterbox) -> Detections:
-        preds = _tensor(outputs[self.spec.preds_name])
-        protos = _tensor(outputs[self.spec.protos_name])
+        preds = as_tensor(outputs[self.spec.preds_name])
+        protos = as_tensor(outputs[self.spec.protos_name])
         xyxy, scores, class_ids, coefs = self.candidates(preds)
         if self.spec.layout is not Layout.END2END:
             keep = nms(xyxy, scores, self._groups(class_ids), self.params.iou, self.params.max_det)
@@ -129,33 +106,3 @@ class YoloSegDecoder:
         """What NMS and mask-overlap suppression compare within: the class, or one group
         for all when agnostic."""
         return np.zeros_like(class_ids) if self.params.agnostic else class_ids
-
-
-class SemanticDecoder:
-    """``[1, C, H, W]`` heads → one :class:`ClassMap` each (argmax; C = 1 is a sigmoid)."""
-
-    def __init__(self, spec: ModelSpec) -> None:
-        if spec.task is not Task.SEMANTIC:
-            raise ValueError(f"SemanticDecoder needs a semantic model, got {spec.task}")
-        self.spec = spec
-
-    def __call__(self, outputs: dict[str, Any], box: Letterbox) -> tuple[ClassMap, ...]:
-        maps = []
-        in_w, in_h = box.input_wh
-        sw, sh = box.source_wh
-        # the part of the input the source covers (all of it for a plain resize)
-        x0, y0 = round(box.pad_x), round(box.pad_y)
-        x1 = min(in_w, x0 + round(sw * box.scale_x))
-        y1 = min(in_h, y0 + round(sh * box.scale_y))
-        for head, names in self.spec.heads:
-            logits = _tensor(outputs[head])[0]
-            if logits.shape[0] == 1:
-                ids = (logits[0] > 0).to(torch.uint8)
-            else:
-                # max(dim=0).indices, not argmax(dim=0): 14× faster on the CPU here
-                # (2.2 vs 31 ms for 2×360×640), same result for real-valued logits
-                ids = logits.max(dim=0).indices.to(torch.uint8)
-            fy, fx = ids.shape[0] / in_h, ids.shape[1] / in_w  # heads may be downsampled
-            ids = ids[int(y0 * fy):round(y1 * fy), int(x0 * fx):round(x1 * fx)]
-            maps.append(ClassMap(head, np.ascontiguousarray(ids.cpu().numpy()), names))
-        return tuple(maps)

@@ -7,7 +7,9 @@ here only, one at a time in a reused buffer, because RLE needs it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -88,20 +90,47 @@ def frame_record(frame: Frame, rle: RleEncoder, masks: bool = True) -> dict:
 
 
 class JsonlSink(Sink):
-    """One JSON object per line and frame, flushed per line (``tail -f`` friendly)."""
+    """One JSON object per line and frame, written whole (``tail -f`` friendly).
+
+    Each line goes out in one write on an unbuffered file, so a reader never sees half a
+    frame; if a write fails (a full disk), the file is cut back to its last complete line
+    and the error names it.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.target = str(self.path)
         self.name = f"sink:{self.path.name}"
         try:
-            # held open for the sink's life; close() ends it
-            self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
             raise SinkError(f"cannot write {self.path}: {exc.strerror}") from None
+        self._size = 0  # bytes of complete lines written
         self._rle = RleEncoder()
+        self.lines = 0
 
     def write(self, frame: Frame) -> None:
-        self._file.write(json.dumps(frame_record(frame, self._rle), separators=(",", ":")) + "\n")
+        data = (json.dumps(frame_record(frame, self._rle), separators=(",", ":")) + "\n").encode()
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # cutting back frees space: it normally works
+                os.ftruncate(self._fd, self._size)
+            raise SinkError(f"cannot write {self.path}: {exc.strerror}; it ends with the last "
+                            f"complete line ({self.lines} frames)") from None
+        self._size += len(data)
+        self.lines += 1
+
+    def abort(self) -> None:
+        self.close()
+        if self.lines == 0:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)

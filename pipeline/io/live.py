@@ -7,23 +7,25 @@ GStreamer pipelines (OpenCV), with reconnection and a stall watchdog.
 - Reconnection backs off exponentially with jitter, capped at ``backoff_max``, and goes on
   forever once the source has delivered a frame: a camera that drops later comes back.
 - A source that never connected gives up after ``first_connect_timeout`` with a clear
-  error, at once for answers that will not change (404, 401, not a video).
+  error, at once for answers that will not change (404, 401, not a video). FFmpeg's
+  "Invalid data" counts only when two attempts in a row get it: a camera that dies in the
+  middle of the handshake leaves the same error behind, and it may come back.
 - Credentials in the URL never reach logs, errors or the summary (``pipeline.io.uri``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
-from pipeline.errors import BackendUnavailable, ConfigError, SourceError
+from pipeline.config import LiveParams
+from pipeline.errors import BackendUnavailable, SourceError, SourceTimeout
+from pipeline.io.link import Backoff, Health
 from pipeline.io.pixels import frame_to_bgr
 from pipeline.io.uri import redact, scrub
 from pipeline.runtime.stage import Source
@@ -32,54 +34,19 @@ from pipeline.types import Frame
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class LiveParams:
-    transport: str = "tcp"  # RTSP lower transport: tcp | udp
-    open_timeout: float = 5.0  # seconds to connect and read the stream header
-    read_timeout: float = 2.0  # a read silent this long is a stall → reconnect
-    backoff_initial: float = 0.5
-    backoff_max: float = 10.0
-    first_connect_timeout: float = 5.0  # never connected this long after start → error
-
-    def __post_init__(self) -> None:
-        if self.transport not in ("tcp", "udp"):
-            raise ConfigError(f"live.transport: expected 'tcp' or 'udp', got {self.transport!r}")
-        for key in ("open_timeout", "read_timeout", "backoff_initial", "backoff_max",
-                    "first_connect_timeout"):
-            if getattr(self, key) <= 0:
-                raise ConfigError(f"live.{key}: expected a number > 0, got {getattr(self, key)}")
-
-
-@dataclass
-class Health:
-    """What a live source has been through; read by the summary and metrics."""
-
-    connected: bool = False
-    connects: int = 0
-    reconnects: int = 0
-    frames: int = 0
-    last_frame: float = 0.0  # time.monotonic() of the last frame
-    last_error: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def last_frame_age(self) -> float:
-        return time.monotonic() - self.last_frame if self.last_frame else float("inf")
-
-    def describe(self) -> str:
-        state = "connected" if self.connected else "disconnected"
-        age = self.last_frame_age()
-        tail = f", last frame {age:.1f} s ago" if age != float("inf") else ", no frame yet"
-        err = f", last error: {self.last_error}" if self.last_error else ""
-        return f"{state}, {self.reconnects} reconnect(s), {self.frames} frames{tail}{err}"
-
-
 # what cameras and streaming servers send; FFmpeg also "opens" text as ANSI-art video
 STREAM_CODECS = {"h264", "hevc", "mjpeg", "mpeg4", "mpeg2video", "vp8", "vp9", "av1", "rawvideo",
                  "h263", "jpeg2000"}
 
 
-class _Permanent(Exception):
-    """An answer that retrying will not change (404, 401, not a video)."""
+class _Permanent(SourceError):
+    """An answer that retrying will not change (404, 401, not a video). ``sure`` is False
+    for FFmpeg's "Invalid data": also what a camera that dies in the middle of the
+    handshake leaves behind, so it is only believed when the next attempt says it again."""
+
+    def __init__(self, reason: str, sure: bool = True) -> None:
+        super().__init__(reason)
+        self.sure = sure
 
 
 def _ffmpeg_reader(url: str, p: LiveParams,
@@ -90,12 +57,13 @@ def _ffmpeg_reader(url: str, p: LiveParams,
     # fflags=nobuffer: with it the first frame came 10 s late from gst-rtsp-server here.
     options = {"analyzeduration": "500000", "probesize": "1000000", "flags": "low_delay"}
     if url.lower().startswith("rtsp"):
-        options |= {"rtsp_transport": p.transport, "max_delay": "500000"}
+        options |= {"rtsp_transport": p.transport.value, "max_delay": "500000"}
     try:
         container = av.open(url, options=options, timeout=(open_timeout, p.read_timeout))
-    except (av.HTTPNotFoundError, av.HTTPUnauthorizedError, av.HTTPForbiddenError,
-            av.InvalidDataError) as exc:
+    except (av.HTTPNotFoundError, av.HTTPUnauthorizedError, av.HTTPForbiddenError) as exc:
         raise _Permanent(getattr(exc, "strerror", None) or str(exc)) from None
+    except av.InvalidDataError as exc:
+        raise _Permanent(getattr(exc, "strerror", None) or str(exc), sure=False) from None
     if not container.streams.video:
         container.close()
         raise _Permanent("no video stream")
@@ -156,13 +124,14 @@ class LiveSource(Source):
     def __init__(self, uri: str, source_id: str = "src0", params: LiveParams | None = None,
                  seed: int | None = None) -> None:
         self.uri = uri
+        self.target = redact(uri)
         self.source_id = source_id
         self.name = f"source:{source_id}"
         self.params = params or LiveParams()
         self.health = Health()
         self.rate = Fraction(25)
         self.fps = 25.0
-        self._rng = random.Random(seed)
+        self._backoff = Backoff(self.params.backoff_initial, self.params.backoff_max, seed)
         # the give-up clock starts now, so model loading counts against it: the command as
         # a whole answers within a bounded time (one full attempt is always made)
         self._created = time.monotonic()
@@ -190,9 +159,10 @@ class LiveSource(Source):
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         p, h = self.params, self.health
         started = self._created
-        backoff = p.backoff_initial
         seq = 0
+        doubt = ""  # an unconfirmed permanent answer of the attempt just made
         while not stop.is_set():
+            previous, doubt = doubt, ""
             try:
                 open_timeout = p.open_timeout
                 if h.frames == 0:  # never connected: stay inside the give-up time
@@ -210,14 +180,16 @@ class LiveSource(Source):
                         h.last_frame = now
                     yield Frame(self.source_id, seq, time.time(), time.monotonic_ns(), image)
                     seq += 1
-                    backoff = p.backoff_initial
+                    self._backoff.reset()
                     if stop.is_set():
                         return
                 reason = "stream ended"
             except _Permanent as exc:
                 reason = scrub(str(exc), self.uri)
-                if h.frames == 0:
+                if h.frames == 0 and (exc.sure or reason == previous):
                     raise SourceError(f"{self}: {reason}") from None
+                if not exc.sure:  # said twice in a row before the first frame: believed
+                    doubt = reason
             except Exception as exc:  # noqa: BLE001 - any FFmpeg/OpenCV failure: reconnect
                 reason = scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__,
                                self.uri)
@@ -225,9 +197,9 @@ class LiveSource(Source):
                 h.connected = False
                 h.last_error = reason
             if h.frames == 0 and time.monotonic() - started > p.first_connect_timeout:
-                raise SourceError(f"{self}: cannot connect ({reason}) after "
-                                  f"{p.first_connect_timeout:.0f} s")
-            delay = min(backoff, p.backoff_max) * self._rng.uniform(0.8, 1.2)
+                raise SourceTimeout(f"{self}: cannot connect ({reason}) after "
+                                    f"{p.first_connect_timeout:.0f} s")
+            delay = self._backoff.next_delay()
             if h.frames == 0:  # never connected: do not sleep past the give-up time
                 delay = min(delay, max(0.0, started + p.first_connect_timeout - time.monotonic()))
             # before the first frame the final error says it all; later, an outage is news
@@ -235,6 +207,5 @@ class LiveSource(Source):
                     "%s: %s; reconnecting in %.1f s", self, reason, delay)
             if stop.wait(delay):
                 return
-            backoff = min(backoff * 2, p.backoff_max)
             with h.lock:
                 h.reconnects += 1

@@ -10,6 +10,7 @@ frame's CPU at the engine-bound rate.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -19,15 +20,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.errors import SourceError, TruncatedSource
-from pipeline.io.live import LiveParams, LiveSource
+from pipeline.config import LiveParams
+from pipeline.errors import SourceError
+from pipeline.io.damage import DecodeLedger
+from pipeline.io.images import read_image
+from pipeline.io.live import LiveSource
 from pipeline.io.pixels import frame_to_bgr
 from pipeline.io.uri import is_live, redact
 from pipeline.runtime.stage import Source
 from pipeline.types import Frame
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-MAX_BAD_PACKETS = 25  # corrupt packets skipped before a file is given up on
+MAX_BAD_PACKETS = 25  # corrupt packets in a row skipped before the rest of a file is given up
 
 
 def _rotate(image: np.ndarray, degrees: int) -> np.ndarray:
@@ -43,7 +49,11 @@ def _rotate(image: np.ndarray, degrees: int) -> np.ndarray:
 
 
 class VideoFileSource(Source):
-    """Frames of a video file, in order, with container timestamps. Nothing is dropped."""
+    """Frames of a video file, in order, with container timestamps. Nothing is dropped.
+
+    A damaged or truncated file is read to its end: what decodes is delivered, and
+    ``incomplete`` then says which frames were lost (None while all is well).
+    """
 
     live = False
 
@@ -72,43 +82,50 @@ class VideoFileSource(Source):
         self.rate = Fraction(rate)
         self.fps = float(rate)
         self.total_frames = int(self._stream.frames) or None
+        self.incomplete: str | None = None
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
         import av
 
+        s = self._stream
+        ledger = DecodeLedger(s.time_base or Fraction(1, 90000), s.start_time or 0, self.rate,
+                              self.total_frames)
         seq = 0
-        bad = 0
-        first_error = ""
-        for packet in self._container.demux(self._stream):
+        bad_in_a_row = 0
+        for packet in self._container.demux(s):
             if stop.is_set():
                 return
+            ledger.read(packet.pts if packet.size else None)
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
-                bad += 1
-                first_error = first_error or _reason(exc)
-                if bad > MAX_BAD_PACKETS:
+                ledger.refused(_reason(exc))
+                bad_in_a_row += 1
+                if bad_in_a_row > MAX_BAD_PACKETS:
+                    ledger.gave_up = True
                     break
                 continue
+            bad_in_a_row = 0
             for vf in decoded:
+                ledger.delivered(vf.pts)
                 image = _rotate(frame_to_bgr(vf), int(vf.rotation or 0))
                 pts = float(vf.time) if vf.time is not None else seq / self.fps
                 yield Frame(self.source_id, seq, pts, time.monotonic_ns(), image)
                 seq += 1
-        if bad:
-            raise TruncatedSource(
-                f"{self.path}: damaged or truncated after frame {seq} "
-                f"({bad} unreadable packet(s): {first_error}); {seq} frame(s) were processed"
-            )
         if seq == 0:
             raise SourceError(f"{self.path}: no decodable video frames")
+        self.incomplete = ledger.report(str(self.path))
 
     def close(self) -> None:
         self._container.close()
 
 
 class ImageFolderSource(Source):
-    """The images of a folder in name order, as frames at ``fps``."""
+    """The images of a folder in name order, as frames at ``fps``.
+
+    An image that cannot be used (unreadable, not an image, cut short) is skipped with
+    one warning naming it; ``incomplete`` then lists what was skipped (None if nothing).
+    """
 
     live = False
 
@@ -122,15 +139,24 @@ class ImageFolderSource(Source):
         self.fps = fps if fps > 0 else 30.0
         self.rate = Fraction(self.fps).limit_denominator(1001)
         self.total_frames = len(self.files)
+        self.incomplete: str | None = None
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        for seq, f in enumerate(self.files):
+        seq = 0
+        skipped: list[str] = []
+        for f in self.files:
             if stop.is_set():
                 return
-            image = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            image, reason = read_image(f)
             if image is None:
-                raise SourceError(f"{f}: not a readable image")
+                log.warning("%s: skipped: %s", f, reason)
+                skipped.append(f"{f.name} ({reason})")
+                continue
             yield Frame(self.source_id, seq, seq / self.fps, time.monotonic_ns(), image)
+            seq += 1
+        if skipped:
+            self.incomplete = (f"{self.path}: {len(skipped)} of {len(self.files)} image(s) "
+                               f"skipped: {', '.join(skipped)}; {seq} frame(s) were processed")
 
 
 def _reason(exc: Exception) -> str:

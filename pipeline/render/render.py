@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from pipeline.errors import ConfigError
+from pipeline.config import RenderParams
 from pipeline.runtime.stage import Stage
 from pipeline.types import ClassMap, Detections, Frame
 
@@ -24,26 +23,6 @@ PALETTE = np.array([
     (230, 230, 230), (0, 200, 200), (125, 30, 190), (20, 110, 90), (160, 160, 60),
 ], np.uint8)
 HEAD_COLOURS = np.array([(0, 200, 0), (0, 0, 255), (255, 128, 0), (255, 0, 255)], np.uint8)
-
-
-@dataclass(frozen=True)
-class RenderParams:
-    masks: bool = True
-    boxes: bool = True
-    labels: bool = True
-    trail_length: int = 30  # points per track; 0 turns trails off
-    mask_alpha: float = 0.45
-    class_map_alpha: float = 0.4
-    line_width: int = 2
-
-    def __post_init__(self) -> None:
-        for key in ("mask_alpha", "class_map_alpha"):
-            v = getattr(self, key)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"render.{key}: expected a number in [0, 1], got {v}")
-        if self.trail_length < 0 or self.line_width < 1:
-            raise ConfigError("render: trail_length must be >= 0 and line_width >= 1, got "
-                              f"{self.trail_length} and {self.line_width}")
 
 
 def colour_of(det: Detections, i: int) -> tuple[int, int, int]:

@@ -23,7 +23,7 @@ BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 JOIN_S = 2.0
 
 
-def _histogram(family, labels: list[str], h: LatencyHistogram) -> None:
+def _histogram(family: Any, labels: list[str], h: LatencyHistogram) -> None:
     counts = h.cumulative(BUCKETS)
     buckets = [(str(b), c) for b, c in zip(BUCKETS, counts, strict=True)]
     buckets.append(("+Inf", h.count))
@@ -99,17 +99,20 @@ class PipelineCollector:
 
 
 def _sink_metrics(p: Pipeline) -> Iterator[object]:
-    """Network outputs (MQTT): connection state and what became of their messages. Sinks
-    are labelled by their name, which never holds credentials."""
+    """Network outputs (RTSP, MQTT): connection state, reconnects and what they could not
+    deliver; MQTT adds its messages by state. Sinks are labelled by their name, which never
+    holds credentials."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     up = GaugeMetricFamily("maskstream_sink_connected", "1 while a network output is connected",
                            labels=["sink"])
     reconnects = CounterMetricFamily("maskstream_sink_reconnects", "Reconnects of a network "
                                      "output after its connection dropped", labels=["sink"])
-    messages = CounterMetricFamily("maskstream_sink_messages", "Messages handed to a network "
-                                   "output", labels=["sink"])
-    states = GaugeMetricFamily("maskstream_sink_messages_by_state", "Messages of a network "
+    dropped = CounterMetricFamily("maskstream_sink_dropped", "Frames or messages a network "
+                                  "output could not deliver", labels=["sink"])
+    messages = CounterMetricFamily("maskstream_sink_messages", "Messages handed to a message "
+                                   "output (MQTT)", labels=["sink"])
+    states = GaugeMetricFamily("maskstream_sink_messages_by_state", "Messages of a message "
                                "output by what became of them: acknowledged, dropped (never "
                                "sent), unacknowledged (in flight), waiting", labels=["sink", "state"])
     for sink in p.sinks:
@@ -118,10 +121,13 @@ def _sink_metrics(p: Pipeline) -> Iterator[object]:
             continue
         up.add_metric([sink.name], 1.0 if health.connected else 0.0)
         reconnects.add_metric([sink.name], health.reconnects)
-        messages.add_metric([sink.name], health.messages)
-        for state, n in health.counters().items():
-            states.add_metric([sink.name, state], n)
-    yield from (up, reconnects, messages, states)
+        dropped.add_metric([sink.name], health.dropped)
+        counters = getattr(health, "counters", None)
+        if counters is not None:
+            messages.add_metric([sink.name], health.messages)
+            for state, n in counters().items():
+                states.add_metric([sink.name, state], n)
+    yield from (up, reconnects, dropped, messages, states)
 
 
 class MetricsServer:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import enum
 import threading
 import time
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from pipeline.errors import MaskstreamError
+from pipeline.errors import ConfigError, MaskstreamError
 
 T = TypeVar("T")
 
 
 class Overflow(enum.Enum):
-    """What ``put`` does when the ring is full."""
+    """What ``put`` does when the ring is full. ``AUTO`` is a config value, resolved by the
+    graph (block for files, drop-oldest for live sources) before any ring is made."""
 
+    AUTO = "auto"
     BLOCK = "block"  # the producer waits: files, nothing is lost
     DROP_OLDEST = "drop_oldest"  # the oldest item is discarded: live sources, bounded latency
     DROP_NEWEST = "drop_newest"  # the new item is discarded
@@ -45,7 +48,9 @@ class Ring(Generic[T]):
         """``listener`` is set on every put and on close: one thread can wait on several
         rings at once (the runner's merge)."""
         if not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"ring capacity: expected an int >= 1, got {capacity!r}")
+            raise ConfigError(f"ring {name!r} capacity: expected an int >= 1, got {capacity!r}")
+        if overflow is Overflow.AUTO:
+            raise ConfigError(f"ring {name!r}: Overflow.AUTO must be resolved before a ring is made")
         self.name = name
         self.capacity = capacity
         self.overflow = overflow
@@ -123,6 +128,13 @@ class Ring(Generic[T]):
             self._cond.notify_all()
             return n
 
+    def count_lost(self) -> None:
+        """Count an item that was meant for this ring but never got in because the ring
+        closed first (a stop, or its consumer failed): offered and dropped."""
+        with self._cond:
+            self.puts += 1
+            self.dropped += 1
+
     def close(self) -> None:
         """No more puts; waiting threads wake up. Items already in the ring stay gettable."""
         with self._cond:
@@ -131,7 +143,8 @@ class Ring(Generic[T]):
         if self._listener is not None:
             self._listener.set()
 
-    def _wait(self, ready, timeout: float | None, op: str, drain: bool = False) -> None:
+    def _wait(self, ready: Callable[[], bool], timeout: float | None, op: str,
+              drain: bool = False) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if drain and ready():

@@ -10,7 +10,7 @@ the best by similarity plus box overlap.
 
 Repairs of the tracker's own association, all by appearance:
 - a detection the tracker left untracked (it is still confirming a restarted track) that
-  covers the predicted box of a track that vanished a moment ago (``BRIDGE_S``) and looks
+  covers the predicted box of a track that vanished a moment ago (``bridge_s``) and looks
   like it gets that id at once;
 - a detection that a different tracker track has jumped onto (it looks unlike that track)
   is given back, frame by frame, to the lost track nearby that it looks like;
@@ -30,32 +30,8 @@ import cv2
 import numpy as np
 import supervision as sv
 
+from pipeline.config import ReidParams
 from pipeline.types import Detections
-
-# hue × saturation × value bins; hue carries most of an object's identity, value the least
-# (lighting changes it)
-BINS = (16, 4, 2)
-EMA = 0.2  # weight of the newest frame in a track's signature
-# an untracked detection continues a track lost at most BRIDGE_S seconds ago if it covers
-# the track's predicted box by at least BRIDGE_IOU and looks the same
-BRIDGE_S = 0.2
-BRIDGE_IOU = 0.5
-# a continuing track whose detection matches its own signature less than this has jumped
-# onto another object if that object is a track that just vanished (see _unhijack); it
-# also gates the whole repair (0 turns it off)
-HIJACK_SIM = 0.7
-# two such tracks that each look more like the other (by this much, summed) are swapped back
-SWAP_GAIN = 0.2
-# a track that merely looks less like itself than it should (below min_similarity) loses
-# its detection only to a track lost within the window, near it (the revival distance; its
-# box need not overlap: merged and split boxes jump) that looks clearly more like it (by
-# TAKE_MARGIN)
-TAKE_MARGIN = 0.15
-# a lost track last seen touching the frame's border (within EDGE_PX) whose predicted box
-# now lies less than LEFT_SHARE inside the frame has left it and is not brought back: a car
-# leaving at the edge is not the one beside it. One that vanished inside the frame is hidden.
-LEFT_SHARE = 0.5
-EDGE_PX = 2.0
 
 
 @dataclass
@@ -81,13 +57,14 @@ class _Track:
         return self.box + np.concatenate([shift, shift])
 
 
-def signature(image: np.ndarray, box: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+def signature(image: np.ndarray, box: np.ndarray, mask: np.ndarray | None,
+              bins: tuple[int, ...] = ReidParams.bins) -> np.ndarray:
     """L1-normalised HSV histogram of the pixels of ``image`` inside ``box`` (x0, y0, x1,
     y1, integers) where ``mask`` (the box's size) is set; the whole box without a mask."""
     x0, y0, x1, y1 = (int(v) for v in box)
     h, w = image.shape[:2]
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    out = np.zeros(int(np.prod(BINS)), np.float32)
+    out = np.zeros(int(np.prod(bins)), np.float32)
     if x1 <= x0 or y1 <= y0:
         return out
     crop = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_BGR2HSV)
@@ -96,7 +73,7 @@ def signature(image: np.ndarray, box: np.ndarray, mask: np.ndarray | None) -> np
         m = mask.astype(np.uint8)
         if not m.any():
             return out
-    hist = cv2.calcHist([crop], [0, 1, 2], m, list(BINS), [0, 180, 0, 256, 0, 256])
+    hist = cv2.calcHist([crop], [0, 1, 2], m, list(bins), [0, 180, 0, 256, 0, 256])
     out = hist.ravel().astype(np.float32)
     total = out.sum()
     return out / total if total > 0 else out
@@ -110,16 +87,16 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
 class Reidentifier:
     """Maps a tracker's ids to stable output ids, reviving lost tracks by appearance."""
 
-    def __init__(self, window_s: float, min_similarity: float, max_distance: float,
-                 horizon_s: float, bridge_s: float = BRIDGE_S,
-                 bridge_iou: float = BRIDGE_IOU, hijack_sim: float = HIJACK_SIM) -> None:
-        self.window_s = window_s
-        self.bridge_s = bridge_s
-        self.bridge_iou = bridge_iou
-        self.hijack_sim = hijack_sim
-        self.min_similarity = min_similarity
-        self.max_distance = max_distance  # in diagonals of the lost track's last box
-        self.horizon_s = max(horizon_s, window_s)
+    def __init__(self, params: ReidParams, horizon_s: float) -> None:
+        """``horizon_s``: how long a lost track is remembered (at least ``params.window``)."""
+        self.params = params
+        self.window_s = params.window
+        self.bridge_s = params.bridge_s
+        self.bridge_iou = params.bridge_iou
+        self.hijack_sim = params.hijack_sim
+        self.min_similarity = params.min_similarity
+        self.max_distance = params.max_distance  # in diagonals of the lost track's last box
+        self.horizon_s = max(horizon_s, params.window)
         self._tracks: dict[int, _Track] = {}  # output id → state
         self._out: dict[int, int] = {}  # tracker id → output id
         self._seen: dict[int, float] = {}  # tracker id → last time seen
@@ -215,7 +192,8 @@ class Reidentifier:
             if other < 0 and own_sim < self.min_similarity:
                 other = self._best(det.xyxy[i], sig, int(groups[i]), t, claimed, self.window_s,
                                    0.0)
-                if other >= 0 and similarity(sig, self._tracks[other].signature) < own_sim + TAKE_MARGIN:
+                margin = self.params.take_margin
+                if other >= 0 and similarity(sig, self._tracks[other].signature) < own_sim + margin:
                     other = -1
             if other >= 0:
                 self.unhijacked += 1
@@ -246,7 +224,7 @@ class Reidentifier:
                 si, sj = sig_of(i), sig_of(j)
                 ib, ja = similarity(si, b.signature), similarity(sj, a.signature)
                 gain = ib + ja - similarity(si, a.signature) - similarity(sj, b.signature)
-                if min(ib, ja) >= self.min_similarity and gain > SWAP_GAIN:
+                if min(ib, ja) >= self.min_similarity and gain > self.params.swap_gain:
                     pairs.append((gain, i, j))
         done: set[int] = set()
         for _, i, j in sorted(pairs, reverse=True):
@@ -279,7 +257,8 @@ class Reidentifier:
             return
         track.votes[group] = track.votes.get(group, 0) + 1
         if sig.any():
-            track.signature = (1 - EMA) * track.signature + EMA * sig if track.signature.any() else sig
+            ema = self.params.ema
+            track.signature = (1 - ema) * track.signature + ema * sig if track.signature.any() else sig
         dt = t - track.last_t
         if dt > 0:
             v = ((box[:2] + box[2:]) - (track.box[:2] + track.box[2:])) / (2 * dt)
@@ -290,10 +269,10 @@ class Reidentifier:
 
     def _signature(self, det: Detections, i: int, image: np.ndarray | None) -> np.ndarray:
         if image is None:
-            return np.zeros(int(np.prod(BINS)), np.float32)
+            return np.zeros(int(np.prod(self.params.bins)), np.float32)
         if det.masks:
-            return signature(image, det.mask_boxes[i], det.masks[i])
-        return signature(image, np.round(det.xyxy[i]).astype(np.int64), None)
+            return signature(image, det.mask_boxes[i], det.masks[i], self.params.bins)
+        return signature(image, np.round(det.xyxy[i]).astype(np.int64), None, self.params.bins)
 
     def _lost(self, t: float, claimed: set[int], within: float) -> bool:
         """Whether some unclaimed track was last seen at most ``within`` seconds ago."""
@@ -331,17 +310,17 @@ class Reidentifier:
 
     def _has_left(self, last: np.ndarray, box: np.ndarray) -> bool:
         """Whether a track last seen at ``last`` was at the border and has since moved
-        out: less than LEFT_SHARE of its predicted ``box`` lies inside the frame."""
+        out: less than ``left_share`` of its predicted ``box`` lies inside the frame."""
         if self._frame_wh is None:
             return False
         w, h = self._frame_wh
         x0, y0, x1, y1 = last
-        if min(x0, y0, w - x1, h - y1) > EDGE_PX:
+        if min(x0, y0, w - x1, h - y1) > self.params.edge_px:
             return False
         area = float((box[2] - box[0]) * (box[3] - box[1]))
         inside = (max(0.0, min(box[2], w) - max(box[0], 0.0))
                   * max(0.0, min(box[3], h) - max(box[1], 0.0)))
-        return area > 0 and inside < LEFT_SHARE * area
+        return area > 0 and inside < self.params.left_share * area
 
     def _forget(self, t: float) -> None:
         for oid in [o for o, tr in self._tracks.items() if t - tr.last_t > self.horizon_s]:

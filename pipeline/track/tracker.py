@@ -8,73 +8,17 @@ order maps back to our compact masks without the tracker ever copying them.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+import logging
+from typing import Any
 
 import numpy as np
 
+from pipeline.config import Similarity, TrackerKind, TrackParams
 from pipeline.errors import ConfigError
+from pipeline.track.clock import Jump, TrackClock
 from pipeline.types import Detections
 
-
-class Similarity(enum.Enum):
-    """How a track's predicted box is compared with a detection (the trackers package's
-    metrics): plain IoU, or variants that still score boxes that barely overlap and
-    penalise distance (GIoU, DIoU, CIoU) or widen the boxes first (BIoU)."""
-
-    IOU = "iou"
-    GIOU = "giou"
-    DIOU = "diou"
-    CIOU = "ciou"
-    BIOU = "biou"
-
-
-class TrackerKind(enum.Enum):
-    BYTETRACK = "bytetrack"
-    OCSORT = "ocsort"
-    BOTSORT = "botsort"
-    SORT = "sort"
-    NONE = "none"
-
-
-@dataclass(frozen=True)
-class TrackParams:
-    """Defaults follow Ultralytics' bytetrack.yaml, not the package's (activation 0.7
-    would leave most detections of a conf-0.25 detector untracked)."""
-
-    kind: TrackerKind = TrackerKind.BYTETRACK
-    lost_track_buffer: int = 30  # frames at 30 FPS a lost track is kept
-    track_activation_threshold: float = 0.25
-    high_conf_det_threshold: float = 0.25  # = decode.conf: every detection is "high"
-    minimum_iou_threshold: float = 0.1
-    minimum_consecutive_frames: int = 1
-    similarity: Similarity = Similarity.IOU
-    # classes tracked apart: each group its own tracker, so an id never passes from a person
-    # to the car it walks in front of; e.g. [[car, truck, bus], [person]]. Classes in no
-    # group share one more tracker. Empty: one tracker for every class.
-    class_groups: tuple[tuple[str, ...], ...] = ()
-    # re-identification (pipeline/track/reid.py): a new track that looks like one of its class
-    # group lost at most reid_window seconds ago, last seen within reid_max_distance box
-    # diagonals, takes that track's id back
-    reid: bool = False
-    reid_window: float = 2.0
-    reid_min_similarity: float = 0.8  # Bhattacharyya coefficient of colour histograms
-    reid_max_distance: float = 2.0
-
-    def __post_init__(self) -> None:
-        for key in ("track_activation_threshold", "high_conf_det_threshold",
-                    "minimum_iou_threshold", "reid_min_similarity"):
-            v = getattr(self, key)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"track.{key}: expected a number in [0, 1], got {v}")
-        if self.reid_window < 0 or self.reid_max_distance < 0:
-            raise ConfigError("track: reid_window and reid_max_distance must be >= 0, got "
-                              f"{self.reid_window} and {self.reid_max_distance}")
-        if self.lost_track_buffer < 0 or self.minimum_consecutive_frames < 1:
-            raise ConfigError(
-                "track: lost_track_buffer must be >= 0 and minimum_consecutive_frames >= 1, "
-                f"got {self.lost_track_buffer} and {self.minimum_consecutive_frames}"
-            )
+log = logging.getLogger(__name__)
 
 
 class Tracker:
@@ -84,33 +28,47 @@ class Tracker:
     """
 
     def __init__(self, params: TrackParams, frame_rate: float = 30.0,
-                 class_names: tuple[str, ...] = ()) -> None:
+                 class_names: tuple[str, ...] = (), name: str = "") -> None:
         self.params = params
+        self.name = name  # the source's id, for log lines
         self.frame_rate = frame_rate if frame_rate > 0 else 30.0
+        self._clock = TrackClock(self.frame_rate, params.max_gap)
+        self._id_base = 0  # added to the trackers' ids, so ids stay unique across restarts
+        self._max_id = -1
         self._group_of = _class_groups(params.class_groups, class_names)
         n = int(self._group_of.max()) + 1 if len(self._group_of) else 1
         self._impls = [self._make() for _ in range(n)]  # all None for kind "none"
         self._frames = 0
         self._reid = None
-        if params.reid and params.kind is not TrackerKind.NONE:
+        if params.reid.enabled and params.kind is not TrackerKind.NONE:
             from pipeline.track.reid import Reidentifier
 
-            self._reid = Reidentifier(params.reid_window, params.reid_min_similarity,
-                                      params.reid_max_distance,
-                                      params.reid_window + params.lost_track_buffer / 30.0)
+            # ids are remembered while the library may still bring the track back itself
+            # (its lost-track time) plus the re-identification window
+            self._reid = Reidentifier(params.reid, params.reid.window + self.lost_track_seconds)
 
-    def _make(self):  # -> trackers.BaseTracker
+    @property
+    def lost_track_seconds(self) -> float:
+        """How long the tracker keeps a lost track, as the library computes it: the trackers
+        package counts ``lost_track_buffer`` in frames at 30 FPS, whatever the source's rate
+        (``maximum_time_without_update = lost_track_buffer / 30``)."""
+        impl = next((i for i in self._impls if i is not None), None)
+        return float(getattr(impl, "maximum_time_without_update",
+                             self.params.lost_track_buffer / 30.0))
+
+    def _make(self) -> Any:  # a trackers.BaseTracker, or None for kind "none"
         import trackers
 
         p = self.params
         if p.kind is TrackerKind.NONE:
             return None
-        metric = {Similarity.IOU: trackers.IoU, Similarity.GIOU: trackers.GIoU,
+        metric: Any = {Similarity.IOU: trackers.IoU, Similarity.GIOU: trackers.GIoU,
                   Similarity.DIOU: trackers.DIoU, Similarity.CIOU: trackers.CIoU,
                   Similarity.BIOU: trackers.BIoU}[p.similarity]
-        common = dict(lost_track_buffer=p.lost_track_buffer, frame_rate=self.frame_rate,
-                      minimum_consecutive_frames=p.minimum_consecutive_frames, iou=metric())
-        threshold = dict(minimum_iou_threshold=p.minimum_iou_threshold)
+        common: dict[str, Any] = dict(
+            lost_track_buffer=p.lost_track_buffer, frame_rate=self.frame_rate,
+            minimum_consecutive_frames=p.minimum_consecutive_frames, iou=metric())
+        threshold: dict[str, Any] = dict(minimum_iou_threshold=p.minimum_iou_threshold)
         if p.kind is TrackerKind.BYTETRACK:
             return trackers.ByteTrackTracker(
                 track_activation_threshold=p.track_activation_threshold,
@@ -131,6 +89,12 @@ class Tracker:
         ``image`` feeds BoT-SORT's camera-motion compensation and re-identification."""
         if self.params.kind is TrackerKind.NONE:
             return det
+        if timestamp is not None:
+            timestamp, jump = self._clock(timestamp)
+            if jump is not None:
+                log.warning("%s%s", f"{self.name}: " if self.name else "", jump.describe())
+                if jump.jump is Jump.GAP:
+                    self.reset()
         self._frames += 1
         frame = image if self.params.kind is TrackerKind.BOTSORT else None
         if len(self._impls) == 1:
@@ -141,6 +105,9 @@ class Tracker:
                      for g in range(len(self._impls))]
             rows = np.concatenate([r for r, _ in parts])
             ids = np.concatenate([i for _, i in parts])
+        if len(ids):
+            ids = np.where(ids >= 0, ids + self._id_base, -1)
+            self._max_id = max(self._max_id, int(ids.max()))
         tracked = _with_track_ids(det.take(rows), ids)
         if self._reid is not None:
             t = timestamp if timestamp is not None else self._frames / self.frame_rate
@@ -170,6 +137,8 @@ class Tracker:
         return np.asarray(out.data["row"], np.int64), ids
 
     def reset(self) -> None:
+        """Forget every track; later ids are new ones (never an id given before)."""
+        self._id_base = self._max_id + 1
         for impl in self._impls:
             if impl is not None:
                 impl.reset()

@@ -6,7 +6,7 @@ import shlex
 
 import yaml
 
-from pipeline.cli import _parser
+from pipeline.cli import parser
 from tests.helpers import ROOT
 
 
@@ -15,7 +15,7 @@ def test_rayjob_entrypoint_is_a_valid_archive_command_on_gpus() -> None:
     job = next(d for d in docs if d["kind"] == "RayJob")
     argv = shlex.split(job["spec"]["entrypoint"])
     assert argv[0] == "maskstream"
-    args = _parser().parse_args(argv[1:])
+    args = parser().parse_args(argv[1:])
     assert args.command == "archive" and args.ray == "" and args.gpus_per_worker == 1
     workers = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
     gpus = workers["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from engines import open_engine, read_spec
+from pipeline.config import DecodeParams
 from pipeline.decode.mask_overlap import covered_share, suppress_covered
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ConfigError
 from pipeline.infer.preprocess import Preprocess
 from pipeline.types import Frame
@@ -69,7 +70,7 @@ def test_demo_model_duplicates_go_and_its_objects_stay() -> None:
     """Seed 9001's first frames: the demo model puts a second, partial box on objects
     that box NMS at 0.5 keeps. At 0.4 those go, while the objects found stay found, and
     no two kept masks overlap by more than that."""
-    engine = open_engine(MODEL)
+    engine = open_engine(MODEL, "onnxruntime", "cpu")
     spec = read_spec(engine, MODEL)
     pre = Preprocess(spec)
     base = dict(conf=0.25, iou=0.5, agnostic=True)

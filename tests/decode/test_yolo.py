@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from engines import open_engine, read_spec
+from pipeline.config import DecodeParams
 from pipeline.decode.nms import nms
-from pipeline.decode.yolo import DecodeParams, SemanticDecoder, YoloSegDecoder
+from pipeline.decode.semantic import SemanticDecoder
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ConfigError
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.sources import VideoFileSource
@@ -41,7 +43,7 @@ def test_yolo_seg_matches_reference_on_fixture_frames() -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(YOLO_INT8), providers=["CPUExecutionProvider"])
-    engine = open_engine(YOLO_INT8)
+    engine = open_engine(YOLO_INT8, "onnxruntime", "cpu")
     spec = read_spec(engine, YOLO_INT8)
     pre, dec = Preprocess(spec), YoloSegDecoder(spec, DecodeParams())
     box_ious, mask_ious, n_ref = [], [], 0
@@ -72,7 +74,7 @@ def test_yolo_seg_matches_reference_on_fixture_frames() -> None:
 
 @needs_fixtures
 def test_masks_stay_compact_and_inside_their_boxes() -> None:
-    engine = open_engine(YOLO_INT8)
+    engine = open_engine(YOLO_INT8, "onnxruntime", "cpu")
     spec = read_spec(engine, YOLO_INT8)
     pre, dec = Preprocess(spec), YoloSegDecoder(spec, DecodeParams())
     f = pre.process(sample_frames(UDACITY, every=200, limit=2)[1])
@@ -110,7 +112,7 @@ def test_nms_agrees_with_reference_on_random_boxes() -> None:
 
 @needs_fixtures
 def test_semantic_heads_match_numpy_argmax() -> None:
-    engine = open_engine(TWINLITE)
+    engine = open_engine(TWINLITE, "onnxruntime", "cpu")
     spec = read_spec(engine, TWINLITE)
     pre, dec = Preprocess(spec), SemanticDecoder(spec)
     f = pre.process(sample_frames(UDACITY, every=100, limit=1)[0])

@@ -37,6 +37,6 @@ def test_onnxruntime_cuda_provider_when_installed(tmp_path) -> None:
     from engines import open_engine
     from tests.helpers import fixed_yolo_model
 
-    engine = open_engine(fixed_yolo_model(tmp_path / "m.onnx"), device="cuda")
+    engine = open_engine(fixed_yolo_model(tmp_path / "m.onnx"), "onnxruntime", "cuda")
     out = engine.infer({"images": np.zeros((1, 3, 320, 320), np.float32)})
     assert out["output0"].shape == (1, 38, 1600) and out["output1"].shape == (1, 32, 80, 80)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from engines import Layout, Resize, Task, open_engine, read_spec
-from pipeline.decode.yolo import DecodeParams, YoloSegDecoder
+from pipeline.config import DecodeParams
+from pipeline.decode.yolo import YoloSegDecoder
 from pipeline.errors import ModelError
 from pipeline.infer.preprocess import letterbox
 from tests.helpers import TWINLITE, YOLO_INT8, constant_model, needs_fixtures
@@ -15,7 +16,7 @@ NAMES3 = "{0: 'person', 1: 'car', 2: 'truck'}"
 
 
 def spec_of(path):
-    engine = open_engine(path)
+    engine = open_engine(path, "onnxruntime", "cpu")
     try:
         return read_spec(engine, path), engine
     except Exception:

@@ -95,4 +95,4 @@ def test_batch_on_a_fixed_batch_model_is_a_clear_error(tmp_path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "maskstream: error: model.batch 2: demo-seg.onnx has a fixed batch of 1; make a "
-        "dynamic-batch copy with tools/dynamic_batch.py, or set batch 1"]
+        "dynamic-batch copy with python -m tools.dynamic_batch, or set batch 1"]

@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 
+from pipeline.config import LiveParams
 from pipeline.errors import SourceError
-from pipeline.io.live import LiveParams, LiveSource
+from pipeline.io.live import LiveSource
 from pipeline.io.uri import redact
 from tests.helpers import (
     RtspServer,
@@ -241,7 +242,7 @@ def test_latency_stays_bounded_when_the_model_is_slower_than_the_camera(tmp_path
 
     clip = make_video(tmp_path / "long.mp4", n=1000, w=320, h=240, faststart=True, lossless=False)
     model = fixed_yolo_model(tmp_path / "slow.onnx", work=4)
-    engine = open_engine(model)
+    engine = open_engine(model, "onnxruntime", "cpu")
     x = {"images": np.zeros((1, 3, 320, 320), np.float32)}
     engine.infer(x)
     t0 = time.perf_counter()

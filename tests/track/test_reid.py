@@ -7,9 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.config import ReidParams, TrackerKind, TrackParams
 from pipeline.errors import ConfigError
 from pipeline.track.reid import Reidentifier, signature, similarity
-from pipeline.track.tracker import Tracker, TrackerKind, TrackParams
+from pipeline.track.tracker import Tracker
 from pipeline.types import Detections
 from tools.make_scenes import CLASSES, Scene
 
@@ -62,8 +63,9 @@ def _run(reid: Reidentifier, frames, tracker_ids_at, recolour_from: int | None =
     return out
 
 
-def _reid() -> Reidentifier:
-    return Reidentifier(window_s=2.0, min_similarity=0.8, max_distance=2.0, horizon_s=4.0)
+def _reid(**params: float) -> Reidentifier:
+    return Reidentifier(ReidParams(enabled=True, window=2.0, min_similarity=0.8,
+                                   max_distance=2.0, **params), horizon_s=4.0)
 
 
 def _car_lost(f: int, until: int, seen_as: int | None, then: int = 999) -> dict[int, int]:
@@ -236,7 +238,7 @@ def test_a_lost_track_is_looked_for_where_it_was_too() -> None:
     assert reid.revived == 1
 
 
-def test_a_track_that_left_the_frame_is_not_brought_back(monkeypatch) -> None:
+def test_a_track_that_left_the_frame_is_not_brought_back() -> None:
     """Car KEEP drives out at the left border (200 px/s, last seen touching it), and a
     car that looks the same appears where it was 0.24 s later: that is another car, so
     it gets a new id. With the border rule turned off it would have taken car KEEP's id,
@@ -252,8 +254,7 @@ def test_a_track_that_left_the_frame_is_not_brought_back(monkeypatch) -> None:
     reid = _reid()
     out = _run(reid, frames, _lost_and_new, edit=exits)
     assert out[25][KEEP] != out[10][KEEP] and reid.revived == 0
-    monkeypatch.setattr("pipeline.reid.EDGE_PX", -1.0)  # no track ever counts as gone
-    reid = _reid()
+    reid = _reid(edge_px=-1.0)  # no track ever counts as gone
     out = _run(reid, frames, _lost_and_new, edit=exits)
     assert out[25][KEEP] == out[10][KEEP] and reid.revived == 1
 

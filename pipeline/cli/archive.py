@@ -1,4 +1,4 @@
-"""``maskstream archive``: the command line of the archive job.
+"""``maskstream archive``: the command line of the archive job (``pipeline.archive``).
 
 Exit status: 0 when every file is ok, 3 when some failed (they are listed, and in
 ``files.parquet`` with their error), 130 when interrupted, 1 on an error that stopped
@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from pipeline.config import Backend
 
 EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -52,11 +54,15 @@ def add_parser(sub: Any) -> None:
                    "(default: as many as the cluster's CPUs, or GPUs, allow)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F",
                    help="GPUs each Ray actor holds (1: one engine per GPU; default 0, CPU)")
+    p.add_argument("--backend", choices=[b.value for b in Backend],
+                   help="inference backend (default auto: the fastest usable on each worker)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (without --ray)")
     p.add_argument("--retry-failed", action="store_true", help="process files that failed in "
                    "an earlier run again (they are skipped otherwise)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)
+    p.set_defaults(handler=run)
 
 
 MAX_DEFAULT_PROCESSES = 8  # each holds its own model, torch and buffers
@@ -76,7 +82,7 @@ def _local_layout(workers: int | None, device: str, engines: int) -> tuple[int, 
 
 
 def run(args: argparse.Namespace) -> int:
-    from engines import open_engine, read_spec, resolve_device
+    from engines import choose_backend, open_engine, read_spec
     from pipeline.archive.discover import discover
     from pipeline.archive.job import JobSettings
     from pipeline.archive.layout import clean_temps
@@ -86,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.errors import ConfigError
 
     cfg = load_config(args.config)
-    cfg = override(cfg, "model", path=args.model, device=args.device)
+    cfg = override(cfg, "model", path=args.model, device=args.device,
+                   backend=Backend(args.backend) if args.backend else None)
     if not cfg.model.path:
         raise ConfigError("archive: no model given (--model or model.path)")
     if args.workers is not None and args.workers < 1:
@@ -111,11 +118,16 @@ def run(args: argparse.Namespace) -> int:
     else:
         from pipeline.archive.local import LocalPool
 
-        device = resolve_device(cfg.model.device)
-        # the model is checked here, once: a bad one would otherwise break every worker
-        read_spec(engine := open_engine(cfg.model.path, device, 1), cfg.model.path)
-        engine.close()
-        settings = dataclasses.replace(settings, config=override(cfg, "model", device=device))
+        # decided and checked here, once: a bad model would otherwise break every worker
+        choice = choose_backend(cfg.model.path, cfg.model.backend, cfg.model.device)
+        engine = open_engine(cfg.model.path, choice.backend, choice.device, 1)
+        try:
+            read_spec(engine, cfg.model.path)
+        finally:
+            engine.close()
+        device = str(choice.device)
+        settings = dataclasses.replace(settings, config=override(
+            cfg, "model", device=device, backend=choice.backend))
         processes, engines = _local_layout(args.workers, device, cfg.model.workers)
         runner = LocalPool(settings, min(processes, max(1, len(todo))), engines, level)
 

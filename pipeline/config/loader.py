@@ -1,7 +1,7 @@
-"""Typed, strict configuration: YAML → frozen dataclasses, one section per stage.
+"""YAML → the frozen dataclasses of :mod:`pipeline.config.sections`, strictly.
 
 Unknown keys and wrong types are :class:`ConfigError` naming the key and the file.
-The CLI's flags override what the file says.
+The CLI's flags override what the file says (:func:`override`).
 """
 
 from __future__ import annotations
@@ -10,93 +10,13 @@ import dataclasses
 import enum
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pipeline.decode.yolo import DecodeParams
+from pipeline.config.sections import Config
 from pipeline.errors import ConfigError
-from pipeline.io.live import LiveParams
-from pipeline.render.render import RenderParams
-from pipeline.runtime.ring import Overflow
-from pipeline.track.tracker import TrackParams
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    uri: str = ""
-    fps: float = 0.0  # image folders only: frames per second to stamp (0 → 30)
-    decode_threads: int = 1  # FFmpeg decoder threads; 1 leaves the cores to inference
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    path: str = ""
-    device: str = "auto"  # auto (CUDA where available, else CPU) | cpu | cuda | cuda:N
-    workers: int = 0  # engine instances run side by side; 0 → one per core on CPU, 1 on GPU
-    threads: int = 1  # intra-op threads per instance
-    # frames per engine call, taken across sources; > 1 needs a model with a dynamic batch
-    # (tools/dynamic_batch.py). It pays on GPUs with several cameras; on CPUs the worker pool
-    # already keeps the cores busy.
-    batch: int = 1
-    batch_timeout_ms: float = 10.0  # longest a frame waits for a batch to fill
-
-    def __post_init__(self) -> None:
-        if self.workers < 0:
-            raise ConfigError(f"model.workers: expected an int >= 0, got {self.workers}")
-        if self.threads < 1:
-            raise ConfigError(f"model.threads: expected an int >= 1, got {self.threads}")
-        if self.batch < 1:
-            raise ConfigError(f"model.batch: expected an int >= 1, got {self.batch}")
-        if self.batch_timeout_ms < 0:
-            raise ConfigError(f"model.batch_timeout_ms: expected >= 0, got {self.batch_timeout_ms}")
-
-
-@dataclass(frozen=True)
-class OutputConfig:
-    video: str = ""  # out.mp4, display:// or null://
-    jsonl: str = ""
-    codec: str = "auto"  # auto → libx264 where available, else mpeg4
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    queue_size: int = 2  # capacity of each ring between stages
-    overflow: str = "auto"  # auto (block for files, drop_oldest for live) or an Overflow value
-
-    def __post_init__(self) -> None:
-        if self.queue_size < 1:
-            raise ConfigError(f"runtime.queue_size: expected an int >= 1, got {self.queue_size}")
-        allowed = {"auto"} | {o.value for o in Overflow}
-        if self.overflow not in allowed:
-            raise ConfigError(f"runtime.overflow: expected one of {sorted(allowed)}, "
-                              f"got {self.overflow!r}")
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    port: int = 0  # Prometheus /metrics on this port while running; 0 → off
-    host: str = "127.0.0.1"  # 0.0.0.0 to let other machines scrape it
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"metrics.port: expected 0..65535, got {self.port}")
-
-
-@dataclass(frozen=True)
-class Config:
-    source: SourceConfig = field(default_factory=SourceConfig)
-    sources: tuple[str, ...] = ()  # several sources: "uri" or "name=uri"; overrides source.uri
-    live: LiveParams = field(default_factory=LiveParams)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    decode: DecodeParams = field(default_factory=DecodeParams)
-    track: TrackParams = field(default_factory=TrackParams)
-    render: RenderParams = field(default_factory=RenderParams)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def _type_name(tp: Any) -> str:
@@ -159,6 +79,8 @@ def _section(cls: type, data: Any, where: str) -> Any:
         tp = hints[k]
         key = f"{where}.{k}" if where else k
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if isinstance(v, bool) and "enabled" in {f.name for f in dataclasses.fields(tp)}:
+                v = {"enabled": v}  # `reid: true` is short for `reid: {enabled: true}`
             values[k] = _section(tp, v, key)
         else:
             values[k] = _coerce(v, tp, key)

@@ -1,0 +1,39 @@
+"""Every mode a config or flag can choose, as an enum (values are what YAML and the CLI
+spell). They live with the config so that reading a config imports no stage code."""
+
+from __future__ import annotations
+
+import enum
+
+from engines.base import Backend
+from engines.spec import Resize
+from pipeline.runtime.ring import Overflow
+
+__all__ = ["Backend", "Overflow", "Resize", "Similarity", "TrackerKind", "Transport"]
+
+
+class TrackerKind(enum.Enum):
+    BYTETRACK = "bytetrack"
+    OCSORT = "ocsort"
+    BOTSORT = "botsort"
+    SORT = "sort"
+    NONE = "none"
+
+
+class Similarity(enum.Enum):
+    """How a track's predicted box is compared with a detection (the trackers package's
+    metrics): plain IoU, or variants that still score boxes that barely overlap and
+    penalise distance (GIoU, DIoU, CIoU) or widen the boxes first (BIoU)."""
+
+    IOU = "iou"
+    GIOU = "giou"
+    DIOU = "diou"
+    CIOU = "ciou"
+    BIOU = "biou"
+
+
+class Transport(enum.Enum):
+    """RTSP lower transport for live sources."""
+
+    TCP = "tcp"
+    UDP = "udp"
