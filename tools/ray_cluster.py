@@ -20,6 +20,8 @@ import time
 import uuid
 from pathlib import Path
 
+__all__ = ["RayCluster", "free_port", "marked_pids"]
+
 RAY = Path(sys.executable).with_name("ray")
 MARKER = "MASKSTREAM_TEST_RAY_CLUSTER"
 # a lost node is declared dead after ~3 s instead of Ray's default ~15 s
