@@ -22,9 +22,10 @@ import torch
 
 from engines import Engine, ModelSpec, choose_backend, open_engine, read_spec
 from engines.spec import check_runs
-from pipeline.config import Config, Overflow
+from pipeline.config import Config, DataPath, Overflow, VideoDecoder
 from pipeline.decode.postprocess import Postprocess
 from pipeline.errors import ConfigError
+from pipeline.infer.device_stages import DeviceInfer, Upload
 from pipeline.infer.infer import Infer
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.sinks import is_network, needs_render, open_sink
@@ -141,6 +142,22 @@ def expand_outputs(outputs: list[str], source_ids: list[str]) -> list[tuple[str,
     return out
 
 
+def resolve_datapath(setting: DataPath, device: str) -> DataPath:
+    """``auto``: the device path where the engine runs on CUDA, else the host path."""
+    if setting is DataPath.AUTO:
+        return DataPath.DEVICE if device.startswith("cuda") else DataPath.HOST
+    return setting
+
+
+def open_frames(uri: str, source_id: str, cfg: Config) -> Source:
+    """A source for ``uri``, decoded on the CPU or by NVDEC (``source.decode``)."""
+    if cfg.source.decode is VideoDecoder.NVDEC:
+        from pipeline.io.nvdec import open_nvdec_source
+
+        return open_nvdec_source(uri, source_id, cfg.live)
+    return open_source(uri, source_id, cfg.source.fps, cfg.source.decode_threads, cfg.live)
+
+
 def default_workers(device: str) -> int:
     """One single-thread engine per core on CPUs (measured best on 2 cores), 1 on GPUs."""
     if device.startswith("cuda"):
@@ -176,8 +193,7 @@ def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Buil
     with ExitStack() as opened:  # closed again unless everything opens
         sources: list[Source] = []
         for sid, uri in named:
-            sources.append(open_source(uri, sid, cfg.source.fps, cfg.source.decode_threads,
-                                       cfg.live))
+            sources.append(open_frames(uri, sid, cfg))
             opened.callback(sources[-1].close)
         by_id = {s.source_id: s for s in sources}
         running: list[Engine] = list(engines or ())
@@ -213,13 +229,17 @@ def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Buil
                 p.source(s, r)
             p.merge(per_source, captured, wakeup)
 
+        # the device path: upload once (NVDEC: never), letterbox into the engine worker's
+        # static input, decode and draw on the device, one download per output
+        on_device = resolve_datapath(cfg.runtime.datapath, device) is DataPath.DEVICE
         prepared = ring("prepared")
-        p.stage(Preprocess(spec), captured, [prepared])
+        p.stage(Upload(device) if on_device else Preprocess(spec), captured, [prepared])
         p.discard_on_stop(captured, prepared)  # Ctrl-C: what the engine has not started is dropped
 
         inferred = ring("inferred")
-        p.pool([Infer(e, spec) for e in running], prepared, inferred, cfg.model.batch,
-               cfg.model.batch_timeout_ms / 1000)
+        infer = [DeviceInfer(e, spec, cfg.model.batch) if on_device else Infer(e, spec)
+                 for e in running]
+        p.pool(infer, prepared, inferred, cfg.model.batch, cfg.model.batch_timeout_ms / 1000)
 
         out_rings = [ring(f"out:{redact(uri)}") for uri, _ in outputs]
         targets = [sid for _, sid in outputs]
@@ -227,11 +247,13 @@ def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Buil
         def route(frame: Frame) -> list[int]:
             return [i for i, sid in enumerate(targets) if sid is None or sid == frame.source_id]
 
-        postprocess = Postprocess(spec, cfg.decode, cfg.track, {s.source_id: s.fps for s in sources})
+        postprocess = Postprocess(spec, cfg.decode, cfg.track, {s.source_id: s.fps for s in sources},
+                                  device if on_device else None)
         if any(needs_render(u) for u, _ in outputs):
             decoded = ring("decoded")
             p.stage(postprocess, inferred, [decoded])
-            last = p.stage(Render(cfg.render), decoded, out_rings, route)
+            last = p.stage(Render(cfg.render, device if on_device else None), decoded, out_rings,
+                           route)
         else:  # metadata only: nothing to draw
             last = p.stage(postprocess, inferred, out_rings, route)
 

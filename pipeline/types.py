@@ -3,6 +3,12 @@
 A :class:`Frame` is one record; each stage returns an updated copy made with
 ``dataclasses.replace``. Masks stay compact: every instance mask covers only its
 own box (``mask_boxes``), in source pixels.
+
+Records can live on a device: a frame's pixels are a numpy array (host) or a torch tensor
+(device, H×W×3 uint8); its size is stored when it is made. Detections' boxes, scores and
+ids are always small host arrays (the tracker and the JSONL want them there); their masks
+are host arrays or one :class:`~pipeline.decode.device_masks.PackedMasks` on the device,
+downloaded only by a consumer that needs them (``host_masks``: RLE, re-identification).
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     import supervision as sv
+
+    from pipeline.decode.device_masks import PackedMasks
+    from pipeline.transfer import Download
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +61,9 @@ class Detections:
     xyxy: (N,4) float32, source pixels. scores: (N,) float32. class_ids: (N,) int32.
     track_ids: (N,) int64, -1 when untracked. mask_boxes: (N,4) int32, the integer box
     ``[x0, y0, x1, y1)`` each mask covers. masks: N bool arrays, mask i of shape
-    ``(y1-y0, x1-x0)``; empty tuple for models without masks.
+    ``(y1-y0, x1-x0)``, or the same N masks packed on a device (:class:`PackedMasks`);
+    empty for models without masks. Read them with :meth:`host_masks` unless a consumer
+    can use the packed form.
     """
 
     xyxy: np.ndarray
@@ -60,7 +71,7 @@ class Detections:
     class_ids: np.ndarray
     track_ids: np.ndarray
     mask_boxes: np.ndarray
-    masks: tuple[np.ndarray, ...] = ()
+    masks: tuple[np.ndarray, ...] | PackedMasks = ()
     class_names: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
@@ -87,9 +98,18 @@ class Detections:
             class_ids=self.class_ids[index],
             track_ids=self.track_ids[index],
             mask_boxes=self.mask_boxes[index],
-            masks=tuple(self.masks[i] for i in index) if self.masks else (),
+            masks=self._take_masks(index),
             class_names=self.class_names,
         )
+
+    def _take_masks(self, index: np.ndarray) -> tuple[np.ndarray, ...] | PackedMasks:
+        if isinstance(self.masks, tuple):
+            return tuple(self.masks[i] for i in index) if self.masks else ()
+        return self.masks.take(index)
+
+    def host_masks(self) -> tuple[np.ndarray, ...]:
+        """The masks as host arrays: as they are, or downloaded once from the device."""
+        return self.masks if isinstance(self.masks, tuple) else self.masks.to_host()
 
     def class_name(self, class_id: int) -> str:
         if 0 <= class_id < len(self.class_names):
@@ -99,7 +119,7 @@ class Detections:
     def full_mask(self, i: int, out: np.ndarray) -> np.ndarray:
         """Paste mask ``i`` into ``out`` (H,W uint8, zeroed by the caller) and return it."""
         x0, y0, x1, y1 = self.mask_boxes[i]
-        out[y0:y1, x0:x1] = self.masks[i]
+        out[y0:y1, x0:x1] = self.host_masks()[i]
         return out
 
     def to_supervision(self, resolution_wh: tuple[int, int] | None = None) -> sv.Detections:
@@ -145,24 +165,51 @@ class ClassMap:
 class Frame:
     """One video frame and everything the stages have added to it.
 
-    image: H×W×3 uint8 BGR, never modified in place after capture.
+    image: H×W×3 uint8 BGR, never modified in place after capture: a numpy array, or a
+        torch tensor on the device the data path runs on.
+    size: (width, height), stored when the frame is made (not read from the pixels).
+    host_image: the host pixels, kept beside device ones where the source decoded on the
+        CPU (re-identification and BoT-SORT read them); None otherwise.
     tensor: the preprocessed model input (1×3×h×w float32), set by preprocess.
     outputs: raw engine outputs by tensor name, set by infer.
-    rendered: the annotated image, set by render.
+    rendered: the annotated image, set by render: a host array, or a download in flight
+        (:class:`~pipeline.transfer.Download`) that the output waiting for it finishes.
     """
 
     source_id: str
     seq: int
     pts: float
     t_capture: int
-    image: np.ndarray
+    image: Any
     tensor: Any = None
     letterbox: Letterbox | None = None
     outputs: dict[str, Any] | None = None
     detections: Detections | None = None
     class_maps: tuple[ClassMap, ...] = ()
-    rendered: np.ndarray | None = None
+    rendered: np.ndarray | Download | None = None
+    host_image: np.ndarray | None = None
+    size: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        if self.size == (0, 0):
+            object.__setattr__(self, "size", (int(self.image.shape[1]), int(self.image.shape[0])))
 
     @property
     def wh(self) -> tuple[int, int]:
-        return int(self.image.shape[1]), int(self.image.shape[0])
+        return self.size
+
+    def host_pixels(self) -> np.ndarray:
+        """The frame's pixels on the host (a download when they live only on a device)."""
+        if isinstance(self.image, np.ndarray):
+            return self.image
+        if self.host_image is not None:
+            return self.host_image
+        return self.image.cpu().numpy()  # type: ignore[no-any-return]
+
+    def rendered_pixels(self) -> np.ndarray:
+        """The annotated image on the host (waits for its download), else the frame's."""
+        if self.rendered is None:
+            return self.host_pixels()
+        if isinstance(self.rendered, np.ndarray):
+            return self.rendered
+        return self.rendered.wait()

@@ -11,7 +11,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.config import Backend, Config, TrackerKind, load_config, override
+from pipeline.config import (
+    Backend,
+    Config,
+    DataPath,
+    TrackerKind,
+    VideoDecoder,
+    load_config,
+    override,
+)
 from pipeline.errors import TruncatedSource
 
 EPILOG = """examples:
@@ -52,6 +60,13 @@ def add_parser(sub: Any) -> None:
                      "(default 1; > 1 needs a dynamic-batch model: python -m tools.dynamic_batch)")
     run.add_argument("--metrics-port", type=int, metavar="PORT", help="serve Prometheus "
                      "metrics on 127.0.0.1:PORT/metrics while running")
+    run.add_argument("--datapath", choices=[d.value for d in DataPath],
+                     help="where frames, masks and overlays live: host (numpy/OpenCV), device "
+                     "(torch on the engine's device: one upload and one download a frame) or "
+                     "auto (default: device when the engine runs on CUDA)")
+    run.add_argument("--decode", choices=[d.value for d in VideoDecoder],
+                     help="video decoding: cpu (FFmpeg), nvdec (the NVIDIA GPU's decoder, "
+                     "through PyNvVideoCodec) or auto (default)")
     run.add_argument("--tracker", choices=[k.value for k in TrackerKind],
                      help="multi-object tracker (default bytetrack)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,6 +88,8 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg = override(cfg, "model", path=args.model, device=args.device, workers=args.workers,
                    batch=args.batch, backend=Backend(args.backend) if args.backend else None)
     cfg = override(cfg, "metrics", port=args.metrics_port)
+    cfg = override(cfg, "runtime", datapath=DataPath(args.datapath) if args.datapath else None)
+    cfg = override(cfg, "source", decode=VideoDecoder(args.decode) if args.decode else None)
     cfg = override(cfg, "decode", conf=args.conf, iou=args.iou)
     cfg = override(cfg, "track", kind=TrackerKind(args.tracker) if args.tracker else None)
     return override(cfg, "output", video=args.output, jsonl=args.jsonl)
@@ -103,6 +120,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     install_signal_handlers(None)
     cfg = config_from(args)
+    if cfg.source.decode is VideoDecoder.NVDEC:  # before the model loads: fail in seconds
+        from pipeline.io.nvdec import require_nvdec
+
+        require_nvdec()
     built = build_pipeline(cfg)
     bar = None
     if not args.no_progress and not built.live:

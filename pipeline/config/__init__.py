@@ -5,7 +5,16 @@ an enum (``modes``), one range validator (``checks``), YAML loading and flag ove
 from __future__ import annotations
 
 from pipeline.config.loader import load_config, override
-from pipeline.config.modes import Backend, Overflow, Resize, Similarity, TrackerKind, Transport
+from pipeline.config.modes import (
+    Backend,
+    DataPath,
+    Overflow,
+    Resize,
+    Similarity,
+    TrackerKind,
+    Transport,
+    VideoDecoder,
+)
 from pipeline.config.sections import (
     Config,
     DecodeParams,
@@ -20,7 +29,26 @@ from pipeline.config.sections import (
     TrackParams,
 )
 
-__all__ = ["Backend", "Config", "DecodeParams", "LiveParams", "MetricsConfig", "ModelConfig",
-           "OutputConfig", "Overflow", "ReidParams", "RenderParams", "Resize", "RuntimeConfig",
-           "Similarity", "SourceConfig", "TrackParams", "TrackerKind", "Transport", "load_config",
-           "override"]
+__all__ = [
+    "Backend",
+    "Config",
+    "DataPath",
+    "DecodeParams",
+    "LiveParams",
+    "MetricsConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "Overflow",
+    "ReidParams",
+    "RenderParams",
+    "Resize",
+    "RuntimeConfig",
+    "Similarity",
+    "SourceConfig",
+    "TrackParams",
+    "TrackerKind",
+    "Transport",
+    "VideoDecoder",
+    "load_config",
+    "override",
+]

@@ -9,7 +9,8 @@ from engines.base import Backend
 from engines.spec import Resize
 from pipeline.runtime.ring import Overflow
 
-__all__ = ["Backend", "Overflow", "Resize", "Similarity", "TrackerKind", "Transport"]
+__all__ = ["Backend", "DataPath", "Overflow", "Resize", "Similarity", "TrackerKind", "Transport",
+           "VideoDecoder"]
 
 
 class TrackerKind(enum.Enum):
@@ -32,8 +33,26 @@ class Similarity(enum.Enum):
     BIOU = "biou"
 
 
+class DataPath(enum.Enum):
+    """Where a frame's pixels, masks and overlay live between decode and the outputs."""
+
+    AUTO = "auto"  # the device when the engine runs on CUDA, else the host
+    HOST = "host"  # numpy and OpenCV on the CPU
+    DEVICE = "device"  # torch on the engine's device: one upload, one download a frame
+
+
 class Transport(enum.Enum):
     """RTSP lower transport for live sources."""
 
     TCP = "tcp"
     UDP = "udp"
+
+
+class VideoDecoder(enum.Enum):
+    """Where video is decoded: ``cpu`` (FFmpeg through PyAV), ``nvdec`` (the GPU's decoder
+    through PyNvVideoCodec: files and network streams), ``auto`` (the CPU until the device
+    data path is wired into the graph)."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    NVDEC = "nvdec"

@@ -11,7 +11,15 @@ import re
 from dataclasses import dataclass, field
 
 from pipeline.config.checks import in_range
-from pipeline.config.modes import Backend, Overflow, Similarity, TrackerKind, Transport
+from pipeline.config.modes import (
+    Backend,
+    DataPath,
+    Overflow,
+    Similarity,
+    TrackerKind,
+    Transport,
+    VideoDecoder,
+)
 from pipeline.errors import ConfigError
 
 # A ring slot can hold a decoded frame (6 MB at 1080p, 25 MB at 4K): more slots than this
@@ -25,6 +33,7 @@ class SourceConfig:
     uri: str = ""
     fps: float = 0.0  # image folders only: frames per second to stamp (0 → 30)
     decode_threads: int = 1  # FFmpeg decoder threads; 1 leaves the cores to inference
+    decode: VideoDecoder = VideoDecoder.AUTO  # auto | cpu | nvdec (files and streams)
 
     def __post_init__(self) -> None:
         in_range("source.fps", self.fps, 0)
@@ -172,20 +181,22 @@ class RenderParams:
     trail_length: int = 30  # points per track; 0 turns trails off
     mask_alpha: float = 0.45
     class_map_alpha: float = 0.4
-    line_width: int = 2
+    line_width: int = 0  # box and trail thickness in pixels; 0: scale with the frame
+    text_scale: float = 0.0  # OpenCV font scale of labels; 0: scale with the frame
 
     def __post_init__(self) -> None:
         in_range("render.mask_alpha", self.mask_alpha, 0.0, 1.0)
         in_range("render.class_map_alpha", self.class_map_alpha, 0.0, 1.0)
         in_range("render.trail_length", self.trail_length, 0, 10_000)
-        in_range("render.line_width", self.line_width, 1, 64)
+        in_range("render.line_width", self.line_width, 0, 64)
+        in_range("render.text_scale", self.text_scale, 0.0, 20.0)
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     video: str = ""  # out.mp4, rtsp://…, display:// or null://
     jsonl: str = ""
-    codec: str = "auto"  # auto → libx264 where available, else mpeg4
+    codec: str = "auto"  # auto: NVENC (files, where the GPU has one), else libx264, else mpeg4
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,9 @@ class RuntimeConfig:
     # auto: block for files (nothing lost), drop_oldest for live sources; or one policy for
     # every ring
     overflow: Overflow = Overflow.AUTO
+    # auto: the device data path when the engine runs on CUDA, else the host one; device
+    # also runs on a CPU (torch), which is how the device code is tested
+    datapath: DataPath = DataPath.AUTO
 
     def __post_init__(self) -> None:
         in_range("runtime.queue_size", self.queue_size, 1, MAX_QUEUE_SIZE)

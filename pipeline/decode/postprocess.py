@@ -7,8 +7,9 @@ import dataclasses
 from engines.errors import EngineError
 from engines.spec import ModelSpec, Task
 from pipeline.config import DecodeParams, TrackParams
+from pipeline.decode.device_yolo import DeviceYoloSegDecoder
 from pipeline.decode.semantic import SemanticDecoder
-from pipeline.decode.yolo import YoloSegDecoder
+from pipeline.decode.yolo import YoloSegDecoder, as_tensor
 from pipeline.runtime.stage import Stage
 from pipeline.track.tracker import Tracker
 from pipeline.types import Frame
@@ -20,14 +21,19 @@ class Postprocess(Stage):
     name = "decode+track"
 
     def __init__(self, spec: ModelSpec, decode: DecodeParams, track: TrackParams,
-                 frame_rates: dict[str, float]) -> None:
+                 frame_rates: dict[str, float], device: str | None = None) -> None:
+        """``device``: decode on that device (the device data path: masks stay packed there,
+        one download a frame for the boxes); None decodes on the host."""
         self.spec = spec
         self.track_params = track
         self.frame_rates = frame_rates
         self.trackers: dict[str, Tracker] = {}
+        self._device: DeviceYoloSegDecoder | None = None
         if spec.task is Task.INSTANCE:
             import trackers  # noqa: F401 - imported now, not on the first frame
             self._instances = YoloSegDecoder(spec, decode)
+            if device is not None:
+                self._device = DeviceYoloSegDecoder(spec, decode, device)
         else:
             self._semantic = SemanticDecoder(spec)
 
@@ -46,6 +52,13 @@ class Postprocess(Stage):
         if self.spec.task is Task.SEMANTIC:
             maps = self._semantic(frame.outputs, frame.letterbox)
             return dataclasses.replace(frame, class_maps=maps, outputs=None)
-        det = self._instances(frame.outputs, frame.letterbox)
-        det = self._tracker(frame.source_id).update(det, timestamp=frame.pts, image=frame.image)
+        if self._device is not None:
+            outputs = {k: as_tensor(v) for k, v in frame.outputs.items()}
+            det, packed = self._device(outputs, frame.letterbox)
+            det = dataclasses.replace(det, masks=packed)
+        else:
+            det = self._instances(frame.outputs, frame.letterbox)
+        tracker = self._tracker(frame.source_id)
+        image = frame.host_pixels() if tracker.needs_image else None
+        det = tracker.update(det, timestamp=frame.pts, image=image)
         return dataclasses.replace(frame, detections=det, outputs=None)

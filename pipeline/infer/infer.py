@@ -32,7 +32,7 @@ def _stack(tensors: list[Any]) -> Any:
     return torch.cat(tensors, dim=0)
 
 
-def _owned(outputs: dict[str, Any], engine: Engine) -> dict[str, Any]:
+def owned_outputs(outputs: dict[str, Any], engine: Engine) -> dict[str, Any]:
     """``outputs`` made safe to keep past the engine's next call (see the module doc)."""
     if engine.stream is not None:
         import torch
@@ -54,13 +54,13 @@ class Infer(Stage):
         self.input_name = spec.input_name
 
     def process(self, frame: Frame) -> Frame:
-        outputs = _owned(self.engine.infer({self.input_name: frame.tensor}), self.engine)
+        outputs = owned_outputs(self.engine.infer({self.input_name: frame.tensor}), self.engine)
         return dataclasses.replace(frame, outputs=outputs, tensor=None)
 
     def process_batch(self, frames: list[Frame]) -> list[Frame]:
         if len(frames) == 1:
             return [self.process(frames[0])]
-        outputs = _owned(self.engine.infer({self.input_name: _stack([f.tensor for f in frames])}),
+        outputs = owned_outputs(self.engine.infer({self.input_name: _stack([f.tensor for f in frames])}),
                          self.engine)
         for name, value in outputs.items():
             if value.shape[0] != len(frames):

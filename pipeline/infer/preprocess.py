@@ -18,23 +18,32 @@ from pipeline.types import Frame, Letterbox
 PAD_VALUE = 114
 
 
+def letterbox_geometry(source_wh: tuple[int, int], input_wh: tuple[int, int]
+                       ) -> tuple[float, tuple[int, int], tuple[int, int, int, int]]:
+    """Scale, resized size ``(w, h)`` and padding ``(left, top, right, bottom)`` that fit
+    ``source_wh`` into ``input_wh`` keeping aspect, centred (Ultralytics' rounding)."""
+    w, h = source_wh
+    in_w, in_h = input_wh
+    r = min(in_h / h, in_w / w)
+    new_w, new_h = round(w * r), round(h * r)
+    dw, dh = (in_w - new_w) / 2, (in_h - new_h) / 2
+    top, bottom = round(dh - 0.1), round(dh + 0.1)
+    left, right = round(dw - 0.1), round(dw + 0.1)
+    return r, (new_w, new_h), (left, top, right, bottom)
+
+
 def letterbox(image: np.ndarray, input_wh: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
     """Fit ``image`` (H×W×3) into ``input_wh`` keeping aspect, centred, gray 114 padding.
 
     Same arithmetic as Ultralytics' ``LetterBox(auto=False, center=True)``.
     """
     h, w = image.shape[:2]
-    in_w, in_h = input_wh
-    r = min(in_h / h, in_w / w)
-    new_w, new_h = round(w * r), round(h * r)
-    dw, dh = (in_w - new_w) / 2, (in_h - new_h) / 2
+    r, (new_w, new_h), (left, top, right, bottom) = letterbox_geometry((w, h), input_wh)
     if (new_w, new_h) != (w, h):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
     out = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT,
                              value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
-    return out, Letterbox(r, r, left, top, (w, h), (in_w, in_h))
+    return out, Letterbox(r, r, left, top, (w, h), (input_wh[0], input_wh[1]))
 
 
 def stretch(image: np.ndarray, input_wh: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:

@@ -48,7 +48,9 @@ class RleEncoder:
 
 def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder,
                     masks: bool = True) -> list[dict]:
+    """``masks=False``: boxes, classes, scores and track ids only (no mask download)."""
     out = []
+    host = det.host_masks() if masks and det.masks else ()
     for i in range(len(det)):
         item: dict[str, Any] = {
             "bbox": [round(float(v), 2) for v in det.xyxy[i]],
@@ -57,8 +59,8 @@ def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder,
             "class_name": det.class_name(int(det.class_ids[i])),
             "track_id": int(det.track_ids[i]),
         }
-        if masks and det.masks:
-            item["mask"] = rle.encode(det.masks[i], tuple(det.mask_boxes[i].tolist()), wh)
+        if host:
+            item["mask"] = rle.encode(host[i], tuple(det.mask_boxes[i].tolist()), wh)
         out.append(item)
     return out
 

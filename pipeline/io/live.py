@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +50,13 @@ class _Permanent(SourceError):
         self.sure = sure
 
 
-def _ffmpeg_reader(url: str, p: LiveParams,
-                   open_timeout: float) -> tuple[Iterator[np.ndarray], Fraction]:
+# opens a live stream, returns its frames (any pixel container) and nominal rate
+Reader = Callable[[str, LiveParams, float], tuple[Iterator[Any], Fraction]]
+
+
+def open_stream(url: str, p: LiveParams, open_timeout: float) -> tuple[Any, Any, Fraction]:
+    """A PyAV container on ``url`` with the live options and timeouts, its video stream and
+    rate; raises ``_Permanent`` for answers retrying will not change."""
     import av
 
     # probe briefly (FFmpeg's default is 5 s of stream, all of it latency). Not
@@ -71,7 +77,12 @@ def _ffmpeg_reader(url: str, p: LiveParams,
     if stream.codec_context.name not in STREAM_CODECS:
         container.close()
         raise _Permanent(f"not a video stream (FFmpeg reads it as {stream.codec_context.name!r})")
-    rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
+    return container, stream, Fraction(stream.average_rate or stream.guessed_rate or 25)
+
+
+def _ffmpeg_reader(url: str, p: LiveParams,
+                   open_timeout: float) -> tuple[Iterator[np.ndarray], Fraction]:
+    container, stream, rate = open_stream(url, p, open_timeout)
 
     def frames() -> Iterator[np.ndarray]:
         try:
@@ -122,8 +133,10 @@ class LiveSource(Source):
     live = True
 
     def __init__(self, uri: str, source_id: str = "src0", params: LiveParams | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, reader: Reader | None = None) -> None:
+        """``reader``: opens the stream instead of the built-in readers (NVDEC, for one)."""
         self.uri = uri
+        self._reader = reader
         self.target = redact(uri)
         self.source_id = source_id
         self.name = f"source:{source_id}"
@@ -150,6 +163,8 @@ class LiveSource(Source):
         import cv2
 
         uri, p = self.uri, self.params
+        if self._reader is not None:
+            return self._reader(uri, p, open_timeout)
         if uri.startswith(("csi://", "gst://")):
             return _opencv_reader(_gstreamer_pipeline(uri), cv2.CAP_GSTREAMER, p, open_timeout)
         if uri.startswith(("/dev/video", "v4l2://")):

@@ -43,7 +43,7 @@ class DisplaySink(Sink):
 
         title = f"maskstream {frame.source_id}"
         self._windows.add(title)
-        cv2.imshow(title, frame.rendered if frame.rendered is not None else frame.image)
+        cv2.imshow(title, frame.rendered_pixels())
         cv2.waitKey(1)
 
     def close(self) -> None:

@@ -1,7 +1,12 @@
 """Video output through PyAV: files (mp4, mkv, …) and RTSP publishing.
 
-H.264 (libx264, ``ultrafast``) where the installed FFmpeg has it, else MPEG-4 Part 2.
-Frame timing follows the source: each frame's pts is its source time on a ``1/rate`` time
+H.264 (libx264, ``ultrafast``) where the installed FFmpeg has it, else MPEG-4 Part 2; on a
+GPU with an NVENC encoder and PyNvVideoCodec, files are encoded there (:mod:`pipeline.io.
+nvenc`; codec ``auto`` falls back to libx264 with one log line where the GPU has none, as
+on A100/H100/H200 and Jetson Orin Nano). libx264 gets one thread below 1080p, where the
+cores belong to inference, and up to four from 1080p on (:func:`x264_threads`): one core
+encodes 1080p at ~75-100 FPS (measured on the 2-core machine), which would cap a GPU
+pipeline. Frame timing follows the source: each frame's pts is its source time on a ``1/rate`` time
 base, so a file has the input's frame count and frame rate.
 
 When writing fails:
@@ -16,6 +21,7 @@ When writing fails:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -24,8 +30,9 @@ from typing import Any
 import av
 import numpy as np
 
-from pipeline.errors import SinkError
+from pipeline.errors import BackendUnavailable, SinkError
 from pipeline.io.link import Backoff, Health
+from pipeline.io.nvenc import NvencEncoder, nvenc_unavailable_reason
 from pipeline.io.pixels import bgr_to_frame
 from pipeline.io.uri import redact, scrub
 from pipeline.runtime.stage import Sink
@@ -36,6 +43,13 @@ OPEN_TIMEOUT_S = 5.0
 # what writing a video can raise: the system's errors (a full disk, a broken pipe) and
 # FFmpeg's (a refused or dropped connection, a muxer error)
 WRITE_ERRORS = (OSError, av.FFmpegError)
+
+
+def x264_threads(w: int, h: int) -> int:
+    """libx264 threads for a frame size: 1 below 1080p, ``min(cores, 4)`` from 1080p on."""
+    if w * h < 1920 * 1080 * 3 // 4:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 def pick_codec(preferred: str = "auto") -> str:
@@ -69,8 +83,8 @@ class _Encoder:
         stream.pix_fmt = "yuv420p"
         stream.time_base = 1 / rate
         if codec == "libx264":
-            # one encoder thread: the encoder has a stage thread of its own already
-            stream.options = {"preset": "ultrafast", "crf": "23", "threads": "1"}
+            threads = x264_threads(w, h)
+            stream.options = {"preset": "ultrafast", "crf": "23", "threads": str(threads)}
             if push:
                 stream.options |= {"tune": "zerolatency"}
                 stream.codec_context.gop_size = max(1, round(rate))
@@ -120,8 +134,16 @@ class VideoSink(Sink):
             if not self.path.parent.exists():
                 raise SinkError(f"output folder does not exist: {self.path.parent}")
         self.rate = Fraction(rate).limit_denominator(1001) if rate else Fraction(30)
-        self.codec = pick_codec(codec)
-        self._encoder: _Encoder | None = None
+        self.requested = codec
+        if codec == "nvenc":
+            reason = "RTSP outputs use libx264" if self.push else nvenc_unavailable_reason()
+            if reason is not None:
+                raise SinkError(f"video codec nvenc: {reason}")
+        # NVENC where it may exist (files); libx264 (or what FFmpeg has) otherwise
+        self.nvenc = codec == "nvenc" or (codec == "auto" and not self.push
+                                          and nvenc_unavailable_reason() is None)
+        self.codec = pick_codec("auto" if codec == "nvenc" else codec)
+        self._encoder: _Encoder | NvencEncoder | None = None
         self._size: tuple[int, int] | None = None
         self._t0: float | None = None
         self._last_pts = -1
@@ -134,7 +156,7 @@ class VideoSink(Sink):
         return self._link.dropped
 
     def write(self, frame: Frame) -> None:
-        image = frame.rendered if frame.rendered is not None else frame.image
+        image = frame.rendered_pixels()
         h, w = image.shape[:2]
         if self._size is None:
             self._size = (w, h)
@@ -151,13 +173,27 @@ class VideoSink(Sink):
             return
         try:
             if self._encoder is None:
-                self._encoder = _Encoder(self.uri, False, self.codec, self.rate, *self._size)
+                self._encoder = self._open_file(*self._size)
             self._encoder.encode(image, pts)
         except WRITE_ERRORS as exc:
             self._discard()
             raise SinkError(f"cannot write {self.target}: {_reason(exc, self.uri)}"
                             f"{self._removed()}") from None
         self.frames_written += 1
+
+    def _open_file(self, w: int, h: int) -> _Encoder | NvencEncoder:
+        if self.nvenc:
+            try:
+                encoder = NvencEncoder(self.uri, self.rate, w, h)
+            except BackendUnavailable as exc:
+                if self.requested == "nvenc":
+                    raise SinkError(f"cannot write {self.target}: {exc}") from None
+                log.info("%s: %s; encoding with %s", self.target, exc, self.codec)
+                self.nvenc = False
+            else:
+                self.codec = "nvenc"
+                return encoder
+        return _Encoder(self.uri, False, self.codec, self.rate, w, h)
 
     def _publish(self, image: np.ndarray, pts: int, size: tuple[int, int]) -> None:
         """Send a frame to the RTSP server, reconnecting after an outage (frames meanwhile

@@ -271,7 +271,7 @@ class Reidentifier:
         if image is None:
             return np.zeros(int(np.prod(self.params.bins)), np.float32)
         if det.masks:
-            return signature(image, det.mask_boxes[i], det.masks[i], self.params.bins)
+            return signature(image, det.mask_boxes[i], det.host_masks()[i], self.params.bins)
         return signature(image, np.round(det.xyxy[i]).astype(np.int64), None, self.params.bins)
 
     def _lost(self, t: float, claimed: set[int], within: float) -> bool:

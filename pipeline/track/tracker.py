@@ -48,6 +48,11 @@ class Tracker:
             self._reid = Reidentifier(params.reid, params.reid.window + self.lost_track_seconds)
 
     @property
+    def needs_image(self) -> bool:
+        """Whether ``update`` reads the frame's pixels (re-identification, BoT-SORT)."""
+        return self._reid is not None or self.params.kind is TrackerKind.BOTSORT
+
+    @property
     def lost_track_seconds(self) -> float:
         """How long the tracker keeps a lost track, as the library computes it: the trackers
         package counts ``lost_track_buffer`` in frames at 30 FPS, whatever the source's rate
