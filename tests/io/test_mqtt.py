@@ -105,6 +105,7 @@ def test_one_message_per_frame_with_the_jsonl_content(tmp_path, model) -> None:
     assert sorted((m for _t, m in got), key=lambda m: m["frame"]) == lines  # masks included
     assert {t for t, _m in got} == {"cams/src0"}
     assert "60 messages: 60 acknowledged, 0 dropped, 0 unacknowledged" in r.stdout
+    print(f"file run: {len(lines)} frames, {len(got)} messages received")
 
 
 def _run_live(args: list[str], seconds: float):
@@ -139,6 +140,8 @@ def test_four_live_sources_every_message_carries_its_source(tmp_path, model, cli
     assert all(m["detections"] for _t, m in got)  # the model finds two instances a frame
     acked = {m.group(1): int(m.group(2)) for m in re.finditer(
         r"sink:mqtt://127\.0\.0\.1:\d+/site/(cam\d): .*?\d+ messages: (\d+) acknowledged", out)}
+    print("messages per source (received/acknowledged):", {
+        c: f"{sum(m['source'] == c for _t, m in got)}/{acked[c]}" for c in cams})
     for cam in cams:  # one sink per source: what it had acknowledged, the subscriber got
         frames = [m["frame"] for _t, m in got if m["source"] == cam]
         assert len(frames) >= 25, f"{cam}: {len(frames)} messages"
