@@ -81,12 +81,39 @@ def _local_layout(workers: int | None, device: str, engines: int) -> tuple[int, 
     return processes, max(1, engines or cores // processes)
 
 
-def run(args: argparse.Namespace) -> int:
+def _runner(args: argparse.Namespace, settings: Any, files: int, level: int) -> Any:
+    """The Ray runner, or the local process pool (with the backend decided and the model
+    checked here, once: a bad model would otherwise break every worker)."""
+    from pipeline.config import override
+
+    cfg = settings.config
+    if args.ray is not None:
+        from pipeline.archive.ray_runner import RayRunner
+
+        return RayRunner(settings, args.ray, args.workers, args.gpus_per_worker,
+                         cfg.model.workers or 1, level)
     from engines import choose_backend, open_engine, read_spec
+    from pipeline.archive.local import LocalPool
+
+    choice = choose_backend(cfg.model.path, cfg.model.backend, cfg.model.device)
+    engine = open_engine(cfg.model.path, choice.backend, choice.device, 1)
+    try:
+        read_spec(engine, cfg.model.path)
+    finally:
+        engine.close()
+    device = str(choice.device)
+    settings = dataclasses.replace(settings, config=override(
+        cfg, "model", device=device, backend=choice.backend))
+    processes, engines = _local_layout(args.workers, device, cfg.model.workers)
+    return LocalPool(settings, min(processes, max(1, files)), engines, level)
+
+
+def run(args: argparse.Namespace) -> int:
     from pipeline.archive.discover import discover
     from pipeline.archive.job import JobSettings
     from pipeline.archive.layout import clean_temps
     from pipeline.archive.progress import ArchiveProgress
+    from pipeline.archive.result import FileResult, FileStatus
     from pipeline.archive.summary import collect, format_summary, pending_files, save_tables
     from pipeline.config import load_config, override
     from pipeline.errors import ConfigError
@@ -100,39 +127,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers: expected an int >= 1, got {args.workers}")
     out_dir = Path(args.out).expanduser().resolve()
     files = discover(args.input, exclude=out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    settings = JobSettings(cfg, out_dir, args.retry_failed)
+    todo = pending_files(files, settings)
+    runner = _runner(args, settings, len(todo), logging.DEBUG if args.debug else logging.WARNING)
+    out_dir.mkdir(parents=True, exist_ok=True)  # once the inputs and the model are known good
     removed = clean_temps(out_dir)
     if removed:
         print(f"archive: removed {removed} half-written file(s) left by an earlier run",
               file=sys.stderr)
-    level = logging.DEBUG if args.debug else logging.WARNING
-    settings = JobSettings(cfg, out_dir, args.retry_failed)
-    todo = pending_files(files, settings)
-
-    runner: Any
-    if args.ray is not None:
-        from pipeline.archive.ray_runner import RayRunner
-
-        runner = RayRunner(settings, args.ray, args.workers, args.gpus_per_worker,
-                           cfg.model.workers or 1, level)
-    else:
-        from pipeline.archive.local import LocalPool
-
-        # decided and checked here, once: a bad model would otherwise break every worker
-        choice = choose_backend(cfg.model.path, cfg.model.backend, cfg.model.device)
-        engine = open_engine(cfg.model.path, choice.backend, choice.device, 1)
-        try:
-            read_spec(engine, cfg.model.path)
-        finally:
-            engine.close()
-        device = str(choice.device)
-        settings = dataclasses.replace(settings, config=override(
-            cfg, "model", device=device, backend=choice.backend))
-        processes, engines = _local_layout(args.workers, device, cfg.model.workers)
-        runner = LocalPool(settings, min(processes, max(1, len(todo))), engines, level)
 
     t0 = time.perf_counter()
-    results = {}
+    results: dict[str, FileResult] = {}
     interrupted = False
     progress = ArchiveProgress(len(todo), runner.frames, enabled=not args.no_progress and bool(todo))
     try:
@@ -158,4 +163,4 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print("archive: interrupted; run the same command again to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_SOME_FAILED if any(r.status.value == "failed" for r in table) else 0
+    return EXIT_SOME_FAILED if any(r.status is FileStatus.FAILED for r in table) else 0
