@@ -22,7 +22,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tools/trt_stubs.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,torch]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,torch,archive,ray,mqtt]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps onnx2torch==1.5.15
 	$(PY) tools/trt_stubs.py $(VENV)/typings
 	touch $@

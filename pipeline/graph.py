@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from pipeline.infer.infer import Infer
 from pipeline.infer.preprocess import Preprocess
 from pipeline.io.sinks import is_network, needs_render, open_sink
 from pipeline.io.sources import open_source
+from pipeline.io.uri import redact
 from pipeline.render.render import Render
 from pipeline.runtime.metrics import StageStats
 from pipeline.runtime.prometheus import MetricsServer
@@ -99,7 +101,7 @@ def ring_table(cfg: Config, sources: list[Source], outputs: list[tuple[str, str 
         RingPlan("decoded", q, resolve_overflow(setting, Overflow.BLOCK),
                  "as inferred"),
     ]
-    table += [RingPlan(f"out:{uri}", q,
+    table += [RingPlan(f"out:{redact(uri)}", q,  # ring names reach metrics: no passwords
                        resolve_overflow(setting, Overflow.DROP_OLDEST if is_network(uri)
                                         else Overflow.BLOCK),
                        "each output its own ring, so a slow one never stalls the others; a "
@@ -170,8 +172,12 @@ def _check_batch(cfg: Config, spec: ModelSpec) -> None:
                           "python -m tools.dynamic_batch, or set batch 1")
 
 
-def build_pipeline(cfg: Config) -> Built:
-    """sources → (merge) → preprocess → infer (pool) → decode+track → render → sinks."""
+def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Built:
+    """sources → (merge) → preprocess → infer (pool) → decode+track → render → sinks.
+
+    ``engines``: instances to run instead of opening ``cfg.model`` (one infer worker each;
+    the pipeline closes them when it ends), so a caller that runs many pipelines, such as
+    the archive job, loads the model once."""
     named = named_sources(cfg)
     if not cfg.model.path:
         raise ConfigError("no model given (--model or model.path)")
@@ -190,13 +196,13 @@ def build_pipeline(cfg: Config) -> Built:
             sources.append(open_frames(uri, sid, cfg))
             opened.callback(sources[-1].close)
         by_id = {s.source_id: s for s in sources}
-        engines: list[Engine] = []
-        for _ in range(cfg.model.workers or default_workers(device)):
-            engines.append(open_engine(cfg.model.path, choice.backend, choice.device,
+        running: list[Engine] = list(engines or ())
+        for _ in range(0 if running else cfg.model.workers or default_workers(device)):
+            running.append(open_engine(cfg.model.path, choice.backend, choice.device,
                                        cfg.model.threads))
-            opened.callback(engines[-1].close)
-        spec = read_spec(engines[0], cfg.model.path)
-        check_runs(engines[0], spec)  # a size the model cannot run at fails here, not mid-run
+            opened.callback(running[-1].close)
+        spec = read_spec(running[0], cfg.model.path)
+        check_runs(running[0], spec)  # a size the model cannot run at fails here, not mid-run
         _check_batch(cfg, spec)
         outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl) if u]
                                  or ["null://"], list(by_id))
@@ -232,10 +238,10 @@ def build_pipeline(cfg: Config) -> Built:
 
         inferred = ring("inferred")
         infer = [DeviceInfer(e, spec, cfg.model.batch) if on_device else Infer(e, spec)
-                 for e in engines]
+                 for e in running]
         p.pool(infer, prepared, inferred, cfg.model.batch, cfg.model.batch_timeout_ms / 1000)
 
-        out_rings = [ring(f"out:{uri}") for uri, _ in outputs]
+        out_rings = [ring(f"out:{redact(uri)}") for uri, _ in outputs]
         targets = [sid for _, sid in outputs]
 
         def route(frame: Frame) -> list[int]:

@@ -8,10 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import build_engine, info, run
+from pipeline.cli import archive, build_engine, info, run
 from pipeline.errors import MaskstreamError
 
-COMMANDS = (run, info, build_engine)
+COMMANDS = (run, info, build_engine, archive)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -27,6 +27,8 @@ EPILOG = """examples:
   maskstream run frames/ --model twinlitenet.onnx --output lanes.mp4
   maskstream run cam1=rtsp://… cam2=rtsp://… --model m.onnx --jsonl all.jsonl
   maskstream run dashcam.mp4 --config configs/dashcam.yaml --conf 0.4
+  maskstream run cam1=rtsp://… cam2=rtsp://… -m m.onnx -o 'mqtt://broker/site/{source}?masks=none'
+  maskstream archive dashcam/ --model yolov8n-seg.onnx --out archive/ [--ray]
 """
 
 
@@ -40,7 +42,9 @@ def add_parser(sub: Any) -> None:
                      "(cam1=rtsp://…)")
     run.add_argument("--model", "-m", help="ONNX model (YOLO-seg or semantic heads)")
     run.add_argument("--output", "-o", help="annotated video (.mp4/.mkv/.avi), rtsp:// "
-                     "(publish), display:// or null://; {source} makes one per source")
+                     "(publish), mqtt://[user:pass@]host[:port]/topic[?qos=1&masks=rle|none] "
+                     "(one JSON message per frame), display:// or null://; {source} makes one "
+                     "per source")
     run.add_argument("--jsonl", "-j", help="per-frame metadata (.jsonl); {source} makes one "
                      "per source")
     run.add_argument("--config", "-c", help="YAML config (see configs/); flags override it")

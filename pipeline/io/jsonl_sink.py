@@ -46,9 +46,11 @@ class RleEncoder:
                 "counts": rle["counts"].decode("ascii")}
 
 
-def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> list[dict]:
+def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder,
+                    masks: bool = True) -> list[dict]:
+    """``masks=False``: boxes, classes, scores and track ids only (no mask download)."""
     out = []
-    masks = det.host_masks() if det.masks else ()
+    host = det.host_masks() if masks and det.masks else ()
     for i in range(len(det)):
         item: dict[str, Any] = {
             "bbox": [round(float(v), 2) for v in det.xyxy[i]],
@@ -57,8 +59,8 @@ def detections_json(det: Detections, wh: tuple[int, int], rle: RleEncoder) -> li
             "class_name": det.class_name(int(det.class_ids[i])),
             "track_id": int(det.track_ids[i]),
         }
-        if masks:
-            item["mask"] = rle.encode(masks[i], tuple(det.mask_boxes[i].tolist()), wh)
+        if host:
+            item["mask"] = rle.encode(host[i], tuple(det.mask_boxes[i].tolist()), wh)
         out.append(item)
     return out
 
@@ -77,12 +79,14 @@ def class_maps_json(maps: tuple[ClassMap, ...], wh: tuple[int, int], rle: RleEnc
     return out
 
 
-def frame_record(frame: Frame, rle: RleEncoder) -> dict:
+def frame_record(frame: Frame, rle: RleEncoder, masks: bool = True) -> dict:
+    """One frame's metadata (the DESIGN format); ``masks=False`` leaves out instance masks
+    and class maps (boxes, classes, scores and track ids only)."""
     record: dict[str, Any] = {"source": frame.source_id, "frame": frame.seq,
                               "pts": round(frame.pts, 6)}
     det = frame.detections
-    record["detections"] = detections_json(det, frame.wh, rle) if det is not None else []
-    if frame.class_maps:
+    record["detections"] = detections_json(det, frame.wh, rle, masks) if det is not None else []
+    if masks and frame.class_maps:
         record["class_map"] = class_maps_json(frame.class_maps, frame.wh, rle)
     return record
 

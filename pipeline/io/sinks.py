@@ -1,7 +1,8 @@
 """Sinks: one URI-based factory (``open_sink``) plus the display and null outputs.
 
 ``out.mp4`` / ``.mkv`` / ``.avi`` → video file, ``rtsp://`` → publish to an RTSP server,
-``out.jsonl`` → metadata, ``display://`` → a window, ``null://`` → nothing (benchmarks).
+``out.jsonl`` → metadata, ``mqtt://`` → metadata as messages to a broker
+(:mod:`pipeline.io.mqtt_sink`), ``display://`` → a window, ``null://`` → nothing (benchmarks).
 """
 
 from __future__ import annotations
@@ -52,14 +53,19 @@ class DisplaySink(Sink):
             cv2.destroyWindow(title)
 
 
+METADATA_SCHEMES = ("mqtt://", "mqtts://")
+
+
 def is_network(uri: str) -> bool:
-    """Outputs that can stall on the network: their ring drops the oldest frame instead."""
+    """Outputs that can stall on the network: their ring drops the oldest frame instead.
+    (Not MQTT: its sink never waits for the broker, it has a drop-oldest outbox of its
+    own, so its ring blocks like a file's and a file run loses no message on the way.)"""
     return uri.startswith("rtsp://")
 
 
 def needs_render(uri: str) -> bool:
-    """Whether a sink shows pictures (JSONL and null do not)."""
-    return not (uri.endswith(".jsonl") or uri.startswith("null://"))
+    """Whether a sink shows pictures (JSONL, MQTT and null do not)."""
+    return not (uri.endswith(".jsonl") or uri.startswith(("null://", *METADATA_SCHEMES)))
 
 
 def open_sink(uri: str, rate: Fraction, codec: str = "auto") -> Sink:
@@ -69,6 +75,10 @@ def open_sink(uri: str, rate: Fraction, codec: str = "auto") -> Sink:
         return DisplaySink()
     if uri.startswith("rtsp://"):
         return VideoSink(uri, rate, codec)
+    if uri.startswith(METADATA_SCHEMES):
+        from pipeline.io.mqtt_sink import MqttSink
+
+        return MqttSink(uri)
     if "://" in uri:
         raise SinkError(f"{uri.split('://')[0]}:// outputs are not supported yet")
     if uri.endswith(".jsonl"):
@@ -76,4 +86,4 @@ def open_sink(uri: str, rate: Fraction, codec: str = "auto") -> Sink:
     if uri.lower().endswith(VIDEO_SUFFIXES):
         return VideoSink(uri, rate, codec)
     raise SinkError(f"unknown output {uri!r}: expected a {'/'.join(VIDEO_SUFFIXES)} or .jsonl "
-                    "path, rtsp://, display:// or null://")
+                    "path, rtsp://, mqtt://, display:// or null://")

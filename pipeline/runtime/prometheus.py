@@ -90,10 +90,44 @@ class PipelineCollector:
                 age.add_metric(sid, a)
         yield from (up, reconnects, frames, age)
 
+        yield from _sink_metrics(p)
+
         e2e = HistogramMetricFamily("maskstream_capture_to_sink_seconds", "From decode to written, "
                                     "per sink write")
         _histogram(e2e, [], p.end_to_end)
         yield e2e
+
+
+def _sink_metrics(p: Pipeline) -> Iterator[object]:
+    """Network outputs (RTSP, MQTT): connection state, reconnects and what they could not
+    deliver; MQTT adds its messages by state. Sinks are labelled by their name, which never
+    holds credentials."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    up = GaugeMetricFamily("maskstream_sink_connected", "1 while a network output is connected",
+                           labels=["sink"])
+    reconnects = CounterMetricFamily("maskstream_sink_reconnects", "Reconnects of a network "
+                                     "output after its connection dropped", labels=["sink"])
+    dropped = CounterMetricFamily("maskstream_sink_dropped", "Frames or messages a network "
+                                  "output could not deliver", labels=["sink"])
+    messages = CounterMetricFamily("maskstream_sink_messages", "Messages handed to a message "
+                                   "output (MQTT)", labels=["sink"])
+    states = GaugeMetricFamily("maskstream_sink_messages_by_state", "Messages of a message "
+                               "output by what became of them: acknowledged, dropped (never "
+                               "sent), unacknowledged (in flight), waiting", labels=["sink", "state"])
+    for sink in p.sinks:
+        health = getattr(sink, "health", None)
+        if health is None:
+            continue
+        up.add_metric([sink.name], 1.0 if health.connected else 0.0)
+        reconnects.add_metric([sink.name], health.reconnects)
+        dropped.add_metric([sink.name], health.dropped)
+        counters = getattr(health, "counters", None)
+        if counters is not None:
+            messages.add_metric([sink.name], health.messages)
+            for state, n in counters().items():
+                states.add_metric([sink.name, state], n)
+    yield from (up, reconnects, dropped, messages, states)
 
 
 class MetricsServer:
