@@ -167,7 +167,8 @@ class Frame:
 
     image: H×W×3 uint8 BGR, never modified in place after capture: a numpy array, or a
         torch tensor on the device the data path runs on.
-    size: (width, height), stored when the frame is made (not read from the pixels).
+    size: (width, height), stored when the record is made, from the pixels' shape (array
+        or tensor metadata: no pixel is read and nothing waits for a device).
     host_image: the host pixels, kept beside device ones where the source decoded on the
         CPU (re-identification and BoT-SORT read them); None otherwise.
     tensor: the preprocessed model input (1×3×h×w float32), set by preprocess.
@@ -188,11 +189,11 @@ class Frame:
     class_maps: tuple[ClassMap, ...] = ()
     rendered: np.ndarray | Download | None = None
     host_image: np.ndarray | None = None
-    size: tuple[int, int] = (0, 0)
+    size: tuple[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.size == (0, 0):
-            object.__setattr__(self, "size", (int(self.image.shape[1]), int(self.image.shape[0])))
+        # also on dataclasses.replace, so a record never keeps the size of pixels it dropped
+        object.__setattr__(self, "size", (int(self.image.shape[1]), int(self.image.shape[0])))
 
     @property
     def wh(self) -> tuple[int, int]:

@@ -179,7 +179,7 @@ def test_render_stage_on_a_device_equals_the_host_stage() -> None:
             f = pre.process(frame)
             det = tracker.update(dec(engine.infer({spec.input_name: f.tensor}), f.letterbox))
             item = dataclasses.replace(frame, detections=det)
-            a, b = host.process(item).rendered, device.process(item).rendered
+            a, b = host.process(item).rendered_pixels(), device.process(item).rendered_pixels()
             assert a is not None and b is not None
             assert (np.abs(a.astype(np.int16) - b).max(axis=2) <= 2).mean() >= 0.999
             n += len(det)
