@@ -204,7 +204,8 @@ def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Buil
         spec = read_spec(running[0], cfg.model.path)
         check_runs(running[0], spec)  # a size the model cannot run at fails here, not mid-run
         _check_batch(cfg, spec)
-        outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl) if u]
+        outputs = expand_outputs([u for u in (cfg.output.video, cfg.output.jsonl,
+                                              *cfg.output.more) if u]
                                  or ["null://"], list(by_id))
         sinks: list[Sink] = []
         for uri, target in outputs:

@@ -220,3 +220,14 @@ def test_debug_is_honoured_wherever_it_is_given(tmp_path, where) -> None:
         f"no such file: {missing}" if where != "info, before" else "nope.onnx")
     plain = run_cli(*[a for a in argv if a != "--debug"], timeout=30)
     assert "Traceback" not in plain.stderr and len(plain.stderr.strip().splitlines()) == 1
+
+
+def test_output_is_repeatable(tmp_path) -> None:
+    """``-o`` again adds an output: here an mp4 and an mkv of the same run."""
+    clip = make_video(tmp_path / "c.mp4", n=20)
+    model = fixed_yolo_model(tmp_path / "m.onnx")
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mkv"
+    done = run_cli("run", str(clip), "-m", str(model), "-o", str(a), "-o", str(b),
+                   "--no-progress", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert ffprobe(a)["nb_read_frames"] == ffprobe(b)["nb_read_frames"] == "20"

@@ -41,10 +41,11 @@ def add_parser(sub: Any) -> None:
                      "csi://N or gst://PIPELINE; several at once, each optionally named "
                      "(cam1=rtsp://…)")
     run.add_argument("--model", "-m", help="ONNX model (YOLO-seg or semantic heads)")
-    run.add_argument("--output", "-o", help="annotated video (.mp4/.mkv/.avi), rtsp:// "
-                     "(publish), mqtt://[user:pass@]host[:port]/topic[?qos=1&masks=rle|none] "
-                     "(one JSON message per frame), display:// or null://; {source} makes one "
-                     "per source")
+    run.add_argument("--output", "-o", action="append", metavar="OUTPUT",
+                     help="annotated video (.mp4/.mkv/.avi), rtsp:// (publish), "
+                     "mqtt://[user:pass@]host[:port]/topic[?qos=1&masks=rle|none] (one JSON "
+                     "message per frame), display:// or null://; {source} makes one per "
+                     "source; give it again for more outputs")
     run.add_argument("--jsonl", "-j", help="per-frame metadata (.jsonl); {source} makes one "
                      "per source")
     run.add_argument("--config", "-c", help="YAML config (see configs/); flags override it")
@@ -92,7 +93,9 @@ def config_from(args: argparse.Namespace) -> Config:
     cfg = override(cfg, "source", decode=VideoDecoder(args.decode) if args.decode else None)
     cfg = override(cfg, "decode", conf=args.conf, iou=args.iou)
     cfg = override(cfg, "track", kind=TrackerKind(args.tracker) if args.tracker else None)
-    return override(cfg, "output", video=args.output, jsonl=args.jsonl)
+    first, *more = args.output or [None]
+    return override(cfg, "output", video=first, jsonl=args.jsonl,
+                    more=tuple(more) if more else None)
 
 
 def install_signal_handlers(stop: Callable[[], None] | None) -> None:

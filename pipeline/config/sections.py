@@ -196,6 +196,7 @@ class RenderParams:
 class OutputConfig:
     video: str = ""  # out.mp4, rtsp://…, display:// or null://
     jsonl: str = ""
+    more: tuple[str, ...] = ()  # further outputs of any kind (an mp4 and an mqtt:// at once)
     codec: str = "auto"  # auto: NVENC (files, where the GPU has one), else libx264, else mpeg4
 
 
