@@ -129,10 +129,12 @@ def named_sources(cfg: Config) -> list[tuple[str, str]]:
 
 
 def expand_outputs(outputs: list[str], source_ids: list[str]) -> list[tuple[str, str | None]]:
-    """(uri, source id or None for all sources) per sink; ``{source}`` makes one per source."""
+    """(uri, source id or None for all sources) per sink; ``{source}`` makes one per source
+    (an MQTT topic's ``{source}`` is filled in per message instead)."""
     out: list[tuple[str, str | None]] = []
     for uri in outputs:
-        if "{source}" in uri:
+        # a message output fills {source} in per message: one connection serves every camera
+        if "{source}" in uri and not uri.startswith(("mqtt://", "mqtts://")):
             out += [(uri.replace("{source}", sid), sid) for sid in source_ids]
         elif len(source_ids) > 1 and needs_render(uri) and not uri.startswith(("display://", "null://")):
             raise ConfigError(f"output {uri}: {len(source_ids)} sources cannot share one video; "
@@ -142,10 +144,14 @@ def expand_outputs(outputs: list[str], source_ids: list[str]) -> list[tuple[str,
     return out
 
 
-def resolve_datapath(setting: DataPath, device: str) -> DataPath:
-    """``auto``: the device path where the engine runs on CUDA, else the host path."""
+def resolve_datapath(setting: DataPath, device: str, nvdec: bool = False) -> DataPath:
+    """``auto``: the device path where the engine runs on CUDA or frames are decoded on
+    the GPU (NVDEC), else the host path. NVDEC frames never take the host path."""
     if setting is DataPath.AUTO:
-        return DataPath.DEVICE if device.startswith("cuda") else DataPath.HOST
+        return DataPath.DEVICE if device.startswith("cuda") or nvdec else DataPath.HOST
+    if setting is DataPath.HOST and nvdec:
+        raise ConfigError("--decode nvdec decodes into GPU memory: it needs --datapath device "
+                          "(or auto), not host")
     return setting
 
 
@@ -184,6 +190,8 @@ def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Buil
     # which backend on which device (engines.select logs the choice and why)
     choice = choose_backend(cfg.model.path, cfg.model.backend, cfg.model.device)
     device = str(choice.device)
+    nvdec = cfg.source.decode is VideoDecoder.NVDEC
+    on_device = resolve_datapath(cfg.runtime.datapath, device, nvdec) is DataPath.DEVICE
     if not device.startswith("cuda"):
         # On a CPU the stages are the parallelism: torch's and OpenCV's own thread pools
         # would only preempt the engines (their small ops are fastest single-threaded).
@@ -232,7 +240,6 @@ def build_pipeline(cfg: Config, engines: Sequence[Engine] | None = None) -> Buil
 
         # the device path: upload once (NVDEC: never), letterbox into the engine worker's
         # static input, decode and draw on the device, one download per output
-        on_device = resolve_datapath(cfg.runtime.datapath, device) is DataPath.DEVICE
         prepared = ring("prepared")
         p.stage(Upload(device) if on_device else Preprocess(spec), captured, [prepared])
         p.discard_on_stop(captured, prepared)  # Ctrl-C: what the engine has not started is dropped

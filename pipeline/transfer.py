@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.lru import Lru
+
 log = logging.getLogger(__name__)
 
 
@@ -74,18 +76,16 @@ class HostFramePool:
 
 
 class PoolSet:
-    """One :class:`HostFramePool` per frame shape (a few sources, a few sizes)."""
+    """One :class:`HostFramePool` per frame shape, for the last few shapes seen (a few
+    sources of a few sizes; a folder of images of every size keeps only the last ones)."""
 
     def __init__(self, pin: bool, size: int = 16) -> None:
         self.pin = pin
         self.size = size
-        self._pools: dict[tuple[int, ...], HostFramePool] = {}
+        self._pools: Lru[tuple[int, ...], HostFramePool] = Lru()
 
     def acquire(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, np.ndarray]:
-        pool = self._pools.get(shape)
-        if pool is None:
-            pool = self._pools[shape] = HostFramePool(shape, self.pin, self.size)
-        return pool.acquire()
+        return self._pools.get(shape, lambda: HostFramePool(shape, self.pin, self.size)).acquire()
 
 
 class Download:
@@ -98,9 +98,10 @@ class Download:
         self._event = event
 
     def wait(self) -> np.ndarray:
-        if self._event is not None:
-            self._event.synchronize()
-            self._event = None
+        # several outputs (threads) may wait on one frame: read the event once
+        event, self._event = self._event, None
+        if event is not None:
+            event.synchronize()
         return self.array
 
 

@@ -5,6 +5,7 @@ small."""
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib
 import inspect
 from pathlib import Path
@@ -57,7 +58,7 @@ def _raised_classes(path: Path, module: object) -> list[tuple[int, type]]:
             continue
         func = node.exc.func
         name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        cls = getattr(module, name, None) if name else None
+        cls = (getattr(module, name, None) or getattr(builtins, name, None)) if name else None
         if inspect.isclass(cls) and issubclass(cls, BaseException):
             found.append((node.lineno, cls))
     return found
@@ -75,6 +76,12 @@ def test_every_error_raised_is_a_maskstream_error(path: Path) -> None:
            if not issubclass(cls, MaskstreamError)
            and cls.__name__ not in ("KeyboardInterrupt", "NotImplementedError")]
     assert not bad, f"{path.name}: raises builtins directly: {bad}"
+
+
+def test_the_probe_sees_a_builtin_raised(tmp_path) -> None:
+    p = tmp_path / "x.py"
+    p.write_text("def f():\n    raise ValueError('x')\n")
+    assert [cls for _, cls in _raised_classes(p, object())] == [ValueError]
 
 
 def test_errors_also_inherit_the_matching_builtin() -> None:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+MAX_GRAPHS = 8  # CUDA graphs kept, one per input shape (least recently used goes)
 
 
 def _dims(shape: Any) -> tuple[int, ...]:
@@ -63,8 +65,13 @@ class TensorRTEngine:
         self.io = IoKind.TORCH
         self.outputs_reused = True
         self._logger = make_logger()
-        self._graph: Any = None
+        self._graph: Any = None  # the graph of the current shapes, if any
         self._graph_shapes: tuple[tuple[int, ...], ...] | None = None
+        # one graph per input shape (batch size), kept: a pipeline batching cameras swaps
+        # between a few batch sizes, and a recapture synchronizes the host. Each graph was
+        # captured with its shapes set on the context; buffers never move (allocated once
+        # at the profile's largest shapes). Not verified on a GPU here.
+        self._graphs: OrderedDict[tuple[tuple[int, ...], ...], Any] = OrderedDict()
         self._use_graph = cuda_graph
         with torch.cuda.device(self._index):
             self._runtime: trt.Runtime | None = trt.Runtime(self._logger)
@@ -196,11 +203,17 @@ class TensorRTEngine:
             self._enqueue()
             return
         if self._graph is None or shapes != self._graph_shapes:
-            self._graph = self._capture()
-            self._graph_shapes = shapes if self._graph is not None else None
-            if self._graph is None:
-                self._enqueue()
-                return
+            graph = self._graphs.get(shapes)
+            if graph is None:
+                graph = self._capture()
+                if graph is None:
+                    self._enqueue()
+                    return
+                self._graphs[shapes] = graph
+                if len(self._graphs) > MAX_GRAPHS:
+                    self._graphs.popitem(last=False)
+            self._graphs.move_to_end(shapes)
+            self._graph, self._graph_shapes = graph, shapes
         self._graph.replay()
 
     def _capture(self) -> Any:
@@ -249,6 +262,7 @@ class TensorRTEngine:
             return
         self.stream.synchronize()
         self._graph = None
+        self._graphs.clear()
         self._context = None
         self._engine = None
         self._runtime = None

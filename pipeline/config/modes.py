@@ -50,8 +50,9 @@ class Transport(enum.Enum):
 
 class VideoDecoder(enum.Enum):
     """Where video is decoded: ``cpu`` (FFmpeg through PyAV), ``nvdec`` (the GPU's decoder
-    through PyNvVideoCodec: files and network streams), ``auto`` (the CPU until the device
-    data path is wired into the graph)."""
+    through PyNvVideoCodec: files and network streams; frames stay on the GPU), ``auto``
+    (the CPU: NVDEC is chosen explicitly, since it takes only the codecs the GPU decodes
+    and no image folders)."""
 
     AUTO = "auto"
     CPU = "cpu"

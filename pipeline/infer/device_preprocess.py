@@ -26,6 +26,7 @@ import torch
 from engines.spec import ModelSpec, Resize
 from pipeline.errors import ConfigError
 from pipeline.infer.preprocess import PAD_VALUE, letterbox_geometry
+from pipeline.lru import Lru
 from pipeline.types import Letterbox
 
 RESIZE_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
@@ -122,17 +123,14 @@ class DevicePreprocess:
         self._scale = (1.0 / std).view(1, 3, 1, 1)
         self._bias = (-mean / std).view(1, 3, 1, 1)
         self._pad = ((PAD_VALUE - mean) / std).to(static_input.dtype).view(1, 3, 1, 1)
-        self._resamplers: dict[tuple[int, int], _Resampler] = {}  # by source size
-        self._sources: dict[tuple[int, int], torch.Tensor] = {}
+        self._resamplers: Lru[tuple[int, int], _Resampler] = Lru()  # by source size
+        self._sources: Lru[tuple[int, int], torch.Tensor] = Lru()
 
     def source_buffer(self, wh: tuple[int, int]) -> torch.Tensor:
         """A static (H, W, 3) uint8 buffer for frames of size ``wh``: copy each frame into
         it before replaying a CUDA graph that captured ``self(buffer)``."""
-        buf = self._sources.get(wh)
-        if buf is None:
-            buf = torch.empty((wh[1], wh[0], 3), dtype=torch.uint8, device=self.input.device)
-            self._sources[wh] = buf
-        return buf
+        return self._sources.get(wh, lambda: torch.empty((wh[1], wh[0], 3), dtype=torch.uint8,
+                                                         device=self.input.device))
 
     def geometry(self, source_wh: tuple[int, int]
                  ) -> tuple[Letterbox, tuple[int, int], tuple[int, int, int, int]]:
@@ -153,10 +151,8 @@ class DevicePreprocess:
                               f"{image.dtype}")
         h, w = int(image.shape[0]), int(image.shape[1])
         box, (new_w, new_h), (left, top, right, bottom) = self.geometry((w, h))
-        resample = self._resamplers.get((w, h))
-        if resample is None:
-            resample = _Resampler((w, h), (new_w, new_h), self.order, self.input.device)
-            self._resamplers[(w, h)] = resample
+        resample = self._resamplers.get((w, h), lambda: _Resampler(
+            (w, h), (new_w, new_h), self.order, self.input.device))
         resized = resample(image).view(new_h, new_w, 3).permute(2, 0, 1)[None]
         dst = self.input[slot:slot + 1]
         in_w, in_h = self.spec.input_wh

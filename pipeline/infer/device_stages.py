@@ -23,7 +23,7 @@ from engines.base import Engine
 from engines.errors import EngineError
 from engines.spec import ModelSpec
 from pipeline.infer.device_preprocess import DevicePreprocess
-from pipeline.infer.infer import owned_outputs
+from pipeline.infer.infer import owned_outputs, split_outputs
 from pipeline.runtime.stage import Stage
 from pipeline.transfer import upload
 from pipeline.types import Frame
@@ -38,8 +38,10 @@ class Upload(Stage):
         self.device = torch.device(device)
 
     def process(self, frame: Frame) -> Frame:
-        if isinstance(frame.image, torch.Tensor):
-            return frame  # decoded on the device (NVDEC)
+        if isinstance(frame.image, torch.Tensor):  # decoded on a GPU (NVDEC)
+            if frame.image.device == self.device:
+                return frame
+            return dataclasses.replace(frame, image=frame.image.to(self.device))
         return dataclasses.replace(frame, image=upload(frame.image, self.device),
                                    host_image=frame.image)
 
@@ -72,13 +74,9 @@ class DeviceInfer(Stage):
             boxes.append(self._pre(image, slot=k))
         outputs = owned_outputs(self.engine.infer({self.spec.input_name: self._input[:n]}),
                                 self.engine)
-        for name, value in outputs.items():
-            if value.shape[0] != n:
-                raise EngineError(f"engine output {name} has {value.shape[0]} rows for a batch "
-                                  f"of {n}")
-        return [dataclasses.replace(f, letterbox=box, tensor=None,
-                                    outputs={name: v[k:k + 1] for name, v in outputs.items()})
-                for k, (f, box) in enumerate(zip(frames, boxes, strict=True))]
+        return [dataclasses.replace(f, letterbox=box, tensor=None, outputs=rows)
+                for f, box, rows in zip(frames, boxes, split_outputs(outputs, frames),
+                                        strict=True)]
 
     def stop(self) -> None:
         self.engine.close()

@@ -37,11 +37,28 @@ def owned_outputs(outputs: dict[str, Any], engine: Engine) -> dict[str, Any]:
     if engine.stream is not None:
         import torch
 
-        torch.cuda.current_stream(engine.stream.device).wait_stream(engine.stream)
+        here = torch.cuda.current_stream(engine.stream.device)
+        here.wait_stream(engine.stream)
+        if not engine.outputs_reused:
+            # made on the engine's stream, read on this one (and later on others): the
+            # allocator must not hand their memory out again before that work has run
+            for v in outputs.values():
+                if isinstance(v, torch.Tensor) and v.is_cuda:
+                    v.record_stream(here)
     if not engine.outputs_reused:
         return outputs
     return {name: v.clone() if not isinstance(v, np.ndarray) else v.copy()
             for name, v in outputs.items()}
+
+
+def split_outputs(outputs: dict[str, Any], frames: list[Frame]) -> list[dict[str, Any]]:
+    """One batched call's outputs as one dict per frame: row k of each, batch dimension 1."""
+    for name, value in outputs.items():
+        if value.shape[0] != len(frames):
+            raise EngineError(f"engine output {name} has {value.shape[0]} rows for a batch "
+                              f"of {len(frames)}")
+    return [{name: value[k:k + 1] for name, value in outputs.items()}
+            for k in range(len(frames))]
 
 
 class Infer(Stage):

@@ -94,9 +94,9 @@ def frame_record(frame: Frame, rle: RleEncoder, masks: bool = True) -> dict:
 class JsonlSink(Sink):
     """One JSON object per line and frame, written whole (``tail -f`` friendly).
 
-    Each line goes out in one write on an unbuffered file, so a reader never sees half a
-    frame; if a write fails (a full disk), the file is cut back to its last complete line
-    and the error names it.
+    Each line is written whole (``os.write`` until all of it is out) on an unbuffered file;
+    if a write fails (a full disk), the file is cut back to its last complete line and the
+    error names it, so the file never ends with half a frame.
     """
 
     def __init__(self, path: str | Path) -> None:

@@ -40,6 +40,16 @@ STREAM_CODECS = {"h264", "hevc", "mjpeg", "mpeg4", "mpeg2video", "vp8", "vp9", "
                  "h263", "jpeg2000"}
 
 
+def _reconnectable() -> tuple[type[BaseException], ...]:
+    """What a camera or a network can raise: a reconnect cures it. Anything else is a bug
+    and stops the run instead of reconnecting forever. (PyNvVideoCodec raises RuntimeError
+    for a stream it cannot demux or decode.)"""
+    import av
+    import cv2
+
+    return (OSError, av.FFmpegError, cv2.error, RuntimeError)
+
+
 class _Permanent(SourceError):
     """An answer that retrying will not change (404, 401, not a video). ``sure`` is False
     for FFmpeg's "Invalid data": also what a camera that dies in the middle of the
@@ -102,7 +112,7 @@ def _opencv_reader(target: str | int, api: int, p: LiveParams,
                                          cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(p.read_timeout * 1000)])
     if not cap.isOpened():
         cap.release()
-        raise OSError("could not open")
+        raise SourceError("could not open")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
 
     def frames() -> Iterator[np.ndarray]:
@@ -110,7 +120,7 @@ def _opencv_reader(target: str | int, api: int, p: LiveParams,
             while True:
                 ok, image = cap.read()
                 if not ok:
-                    raise OSError("read failed")
+                    raise SourceError("read failed")
                 yield image
         finally:
             cap.release()
@@ -205,7 +215,7 @@ class LiveSource(Source):
                     raise SourceError(f"{self}: {reason}") from None
                 if not exc.sure:  # said twice in a row before the first frame: believed
                     doubt = reason
-            except Exception as exc:  # noqa: BLE001 - any FFmpeg/OpenCV failure: reconnect
+            except _reconnectable() as exc:  # a camera or network failure: reconnect
                 reason = scrub(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__,
                                self.uri)
             with h.lock:

@@ -204,7 +204,17 @@ class MqttSink(Sink):
             if item is None:
                 continue
             topic, payload = item
-            info = self._client.publish(topic, payload, qos=self.params.qos)
+            try:
+                info = self._client.publish(topic, payload, qos=self.params.qos)
+            except (OSError, ValueError, RuntimeError) as exc:  # paho's own refusals
+                # counted like a refusal and said once; this thread must outlive any message
+                self.outbox.refused()
+                first = not self.health.last_error
+                self.health.last_error = redact(str(exc) or type(exc).__name__)
+                if first:
+                    log.warning("%s: publishing failed: %s", self.params.shown,
+                                self.health.last_error)
+                continue
             if info.rc == mqtt.MQTT_ERR_SUCCESS or (self.params.qos > 0
                                                     and info.rc == mqtt.MQTT_ERR_NO_CONN):
                 self.outbox.sent(info.mid)  # QoS > 0 while disconnected: sent on reconnect
@@ -234,8 +244,8 @@ class MqttSink(Sink):
         t0 = time.monotonic()
         drained = self.outbox.drain(self.drain_timeout)
         self._stop.set()
-        if self._sender.is_alive():
-            self._sender.join(self.drain_timeout)
+        if self._sender.is_alive():  # it polls the stop flag every POLL_S
+            self._sender.join(max(self.drain_timeout, 2 * POLL_S))
         self._client.disconnect()
         self._client.loop_stop()
         self.outbox.close()

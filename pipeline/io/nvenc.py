@@ -1,6 +1,7 @@
 """NVENC: H.264 encoded on the GPU through PyNvVideoCodec, muxed by PyAV.
 
-Frames (a rendered host array, or a CUDA tensor on the device path) become NV12 on the
+Frames (a rendered host array today: the device path's overlay is downloaded before the
+output, so NVENC costs one upload a frame; a CUDA tensor is also taken) become NV12 on the
 GPU with OpenCV's arithmetic (:func:`pipeline.io.yuv.bgr_to_nv12`, the YUV the CPU encoder
 is given), are encoded by NVENC (no B-frames, so packets come out in input order and each
 takes the next input pts), and the Annex B packets are muxed by FFmpeg: the first packet

@@ -92,7 +92,16 @@ class VideoFileSource(Source):
                               self.total_frames)
         seq = 0
         bad_in_a_row = 0
-        for packet in self._container.demux(s):
+        packets = self._container.demux(s)
+        while True:
+            try:  # the demuxer itself can fail on a damaged container: the rest is lost
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError as exc:
+                ledger.refused(_reason(exc))
+                ledger.gave_up = True
+                break
             if stop.is_set():
                 return
             ledger.read(packet.pts if packet.size else None)

@@ -3,37 +3,32 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# ``scheme://user:password@host``, anywhere in a string: a URL, or a URL inside a GStreamer
+# pipeline (``gst://rtspsrc location=rtsp://admin:pw@cam …``). The password runs to the last
+# ``@`` before the host, so one with an ``@`` in it is hidden whole.
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<user>[^:/@\s]*)"
+                          r"(?::(?P<password>[^/\s]*))?@(?=[^/@\s]*(?:[/\s?#]|$))")
 
 
 def redact(uri: str) -> str:
-    """``rtsp://user:secret@host/x`` → ``rtsp://user:***@host/x``; other text unchanged."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return _USERINFO.sub("***@", uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}" if parts.password is not None else f"{user}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``rtsp://user:secret@host/x`` → ``rtsp://user:***@host/x``, also for URLs embedded in
+    the text (GStreamer pipelines); other text unchanged."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@"
+                            if m["password"] is not None else m.group(0), uri)
+
+
+def passwords(uri: str) -> list[str]:
+    """Every password written in ``uri`` (and URLs inside it)."""
+    return [m["password"] for m in _CREDENTIALS.finditer(uri) if m["password"]]
 
 
 def scrub(text: str, uri: str) -> str:
-    """Remove ``uri``'s password from any message (FFmpeg errors may quote the URL)."""
-    try:
-        password = urlsplit(uri).password
-    except ValueError:
-        password = None
+    """Remove ``uri``'s passwords from any message (FFmpeg errors may quote the URL)."""
     out = text.replace(uri, redact(uri))
-    if password:
+    for password in passwords(uri):
         out = out.replace(password, "***")
-    return out
+    return redact(out)
 
 
 def is_live(uri: str) -> bool:

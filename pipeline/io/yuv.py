@@ -13,6 +13,8 @@ import functools
 
 import torch
 
+from pipeline.errors import ConfigError
+
 SHIFT = 20
 # OpenCV's ITUR_BT_601_* constants (modules/imgproc/src/color_yuv.simd.hpp)
 _BT601_LIMITED = (1220542, 2116026, -409993, -852492, 1673527)  # CY, CUB, CUG, CVG, CVR
@@ -63,7 +65,7 @@ def nv12_to_bgr(nv12: torch.Tensor, matrix: YuvMatrix = YuvMatrix.BT601,
     rows, w = int(nv12.shape[0]), int(nv12.shape[1])
     h = rows * 2 // 3
     if nv12.dim() != 2 or nv12.dtype != torch.uint8 or h * 3 != rows * 2 or h % 2 or w % 2:
-        raise ValueError(f"nv12: expected an (H*3/2, W) uint8 tensor with H and W even, got "
+        raise ConfigError(f"nv12: expected an (H*3/2, W) uint8 tensor with H and W even, got "
                          f"{tuple(nv12.shape)} {nv12.dtype}")
     cy = _coefficients(matrix, full_range)[0]
     cu, cv = _chroma_weights(nv12.device, matrix, full_range, rgb)
@@ -91,7 +93,7 @@ def bgr_to_nv12(bgr: torch.Tensor, out: torch.Tensor | None = None) -> torch.Ten
     pixel), so an NVENC encode starts from the very YUV the CPU encoder gets."""
     h, w = int(bgr.shape[0]), int(bgr.shape[1])
     if bgr.dim() != 3 or bgr.shape[2] != 3 or bgr.dtype != torch.uint8 or h % 2 or w % 2:
-        raise ValueError(f"bgr: expected an (H, W, 3) uint8 tensor with H and W even, got "
+        raise ConfigError(f"bgr: expected an (H, W, 3) uint8 tensor with H and W even, got "
                          f"{tuple(bgr.shape)} {bgr.dtype}")
     dev = bgr.device
     half = 1 << (SHIFT - 1)

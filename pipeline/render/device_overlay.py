@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.decode.device_masks import PackedMasks
+from pipeline.lru import Lru
 from pipeline.ragged import RaggedCells
 from pipeline.render.annotators import class_map_lut
 from pipeline.render.glyphs import GlyphAtlas
@@ -56,25 +57,20 @@ class DeviceOverlay:
     def __init__(self, device: torch.device | str, pool_size: int = 16) -> None:
         self.device = torch.device(device)
         self.cells = RaggedCells(self.device)
-        self._buffers: dict[tuple[int, int], _Buffers] = {}
-        self._atlases: dict[float, tuple[GlyphAtlas, torch.Tensor]] = {}
+        self._buffers: Lru[tuple[int, int], _Buffers] = Lru()
+        self._atlases: Lru[float, tuple[GlyphAtlas, torch.Tensor]] = Lru()
         self._pools = PoolSet(pin=is_cuda(self.device), size=pool_size)
         self._no_atlas = torch.zeros(1, dtype=torch.int64, device=self.device)
 
     def _frame_buffers(self, h: int, w: int) -> _Buffers:
-        buf = self._buffers.get((h, w))
-        if buf is None:
-            buf = self._buffers[(h, w)] = _Buffers(h, w, self.device)
-        return buf
+        return self._buffers.get((h, w), lambda: _Buffers(h, w, self.device))
 
     def _atlas(self, atlas: GlyphAtlas | None) -> tuple[torch.Tensor, int]:
         """The atlas coverage on the device, flat int64, and its width."""
         if atlas is None:
             return self._no_atlas, 1
-        cached = self._atlases.get(atlas.scale)
-        if cached is None or cached[0] is not atlas:
-            cached = (atlas, upload(atlas.coverage.astype(np.int64).reshape(-1), self.device))
-            self._atlases[atlas.scale] = cached
+        cached = self._atlases.get(atlas.scale, lambda: (
+            atlas, upload(atlas.coverage.astype(np.int64).reshape(-1), self.device)))
         return cached[1], int(atlas.coverage.shape[1])
 
     def draw(self, image: torch.Tensor, plan: OverlayPlan, masks: PackedMasks | None = None,

@@ -18,6 +18,7 @@ import torch
 
 from pipeline.config import RenderParams
 from pipeline.decode.device_masks import PackedMasks
+from pipeline.lru import Lru
 from pipeline.render.annotators import draw_class_maps, draw_plan
 from pipeline.render.device_overlay import DeviceOverlay
 from pipeline.render.glyphs import GlyphAtlas, auto_text_scale
@@ -41,14 +42,11 @@ class Overlay:
     def __init__(self, params: RenderParams) -> None:
         self.params = params
         self._trails: dict[str, Trails] = {}
-        self._atlases: dict[float, GlyphAtlas] = {}
+        self._atlases: Lru[float, GlyphAtlas] = Lru()
 
     def atlas(self, frame_wh: tuple[int, int]) -> GlyphAtlas:
         scale = round(self.params.text_scale or auto_text_scale(frame_wh), 3)
-        atlas = self._atlases.get(scale)
-        if atlas is None:
-            atlas = self._atlases[scale] = GlyphAtlas.build(scale)
-        return atlas
+        return self._atlases.get(scale, lambda: GlyphAtlas.build(scale))
 
     def plan(self, det: Detections, frame_wh: tuple[int, int], source_id: str = "src0",
              seq: int = 0) -> OverlayPlan:

@@ -92,3 +92,13 @@ def test_buffers_are_reused_and_errors_name_the_shape() -> None:
         DevicePreprocess(s, torch.zeros((1, 3, 320, 320), dtype=torch.uint8))
     with pytest.raises(ConfigError, match=r"\(H, W, 3\) uint8"):
         pre(torch.zeros((240, 426, 3)))
+
+
+def test_buffers_are_kept_for_a_few_frame_sizes_only() -> None:
+    """A folder of images of every size keeps buffers for the last few sizes, not all."""
+    from pipeline.lru import SIZES_KEPT
+
+    pre = DevicePreprocess(spec((320, 320)), torch.zeros((1, 3, 320, 320)))
+    for k in range(3 * SIZES_KEPT):
+        pre(torch.zeros((100 + 2 * k, 160 + 2 * k, 3), dtype=torch.uint8))
+    assert len(pre._resamplers) == SIZES_KEPT

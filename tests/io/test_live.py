@@ -197,6 +197,10 @@ def test_never_connected_source_gives_up_in_time() -> None:
     ("rtsp://admin:hunter2@10.0.0.5:554/stream1", "rtsp://admin:***@10.0.0.5:554/stream1"),
     ("rtsp://10.0.0.5/stream1", "rtsp://10.0.0.5/stream1"),
     ("http://user@cam.local/mjpg", "http://user@cam.local/mjpg"),
+    ("rtsp://u:p@ss@10.0.0.5/s", "rtsp://u:***@10.0.0.5/s"),  # an @ in the password
+    ("gst://rtspsrc location=rtsp://admin:pw@cam/s latency=100 ! rtph264depay",
+     "gst://rtspsrc location=rtsp://admin:***@cam/s latency=100 ! rtph264depay"),
+    ("rtsp://admin:pw@cam:notaport/s", "rtsp://admin:***@cam:notaport/s"),
 ])
 def test_redact(uri, shown) -> None:
     assert redact(uri) == shown
