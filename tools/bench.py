@@ -35,8 +35,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -45,7 +47,14 @@ from engines.select import torch_problem
 from pipeline.config import DataPath, VideoDecoder
 from pipeline.infer.preprocess import Preprocess
 from tools import bench_report
-from tools.bench_clip import describe_machine, load_average, load_frames, machine, trim_clip
+from tools.bench_clip import (
+    count_frames,
+    describe_machine,
+    load_average,
+    load_frames,
+    machine,
+    trim_clip,
+)
 from tools.bench_decode import bench_decode_libs, bench_sources
 from tools.bench_pipeline import (
     Engine,
@@ -60,6 +69,7 @@ from tools.bench_ultralytics import run_ultralytics, ultralytics_problem
 
 __all__ = ["load_frames", "main"]  # load_frames: for tools.bench_torch's own CLI
 
+T = TypeVar("T")
 SECTIONS = ("decode", "model", "pipeline", "jsonl", "sequential", "streams", "ultralytics",
             "masks")
 DEFAULTS = {"cpu": "decode,model,pipeline,sequential",
@@ -109,15 +119,18 @@ class Rounds:
 
     def __init__(self) -> None:
         self.fps: dict[str, list[float]] = {}
+        self.cpu_ms: dict[str, list[float]] = {}  # CPU time per frame, all threads
         self.ratios: dict[str, list[float]] = {}
         self.loads: list[float] = []
 
-    def add(self, name: str, value: float) -> float:
+    def add(self, name: str, value: float, cpu_ms: float | None = None) -> None:
         self.fps.setdefault(name, []).append(value)
-        return value
+        if cpu_ms is not None:
+            self.cpu_ms.setdefault(name, []).append(cpu_ms)
 
-    def last(self, name: str) -> float | None:
-        values = self.fps.get(name)
+    def last(self, name: str, cpu: bool = False) -> float | None:
+        """This round's figure (FPS, or CPU ms per frame), None where it has none."""
+        values = (self.cpu_ms if cpu else self.fps).get(name)
         return values[-1] if values and len(values) == len(self.loads) else None
 
     def ratio(self, name: str, a: float | None, b: float | None) -> None:
@@ -137,6 +150,7 @@ class Context:
     frames: int
     wh: tuple[int, int]
     input_name: str
+    imgsz: int  # the model's input size (Ultralytics is run at it)
     decoder: str  # cpu | nvdec: the pipeline's, and what decode-only compares it with
     engine: Engine
     tensors: list[np.ndarray] = field(default_factory=list)  # model-only inputs (CPU)
@@ -158,6 +172,22 @@ def decode_name(decoder: str, sessions: int) -> str:
     return f"decode {decoder} source x{sessions}"
 
 
+def streams_name(args: argparse.Namespace, ctx: Context) -> str:
+    return f"pipeline {args.streams} streams, batch {ctx.batch}, JSONL only"
+
+
+def attempt(ctx: Context, name: str, run: Callable[[], T]) -> T | None:
+    """``run()``, or None with a note naming what failed: one contender that breaks (a
+    missing decoder, a model a backend cannot take) leaves the others' figures standing."""
+    try:
+        return run()
+    except Exception as exc:  # noqa: BLE001 - reported in the result, the run goes on
+        message = str(exc).strip().splitlines()
+        ctx.notes.append(f"{name} failed: {type(exc).__name__}: {message[0] if message else ''}")
+        print(f"bench: {ctx.notes[-1]}", file=sys.stderr)
+        return None
+
+
 def one_round(args: argparse.Namespace, ctx: Context, r: Rounds, tmp: Path) -> None:
     """Every per-round contender once, in a fixed order."""
     clip, model, engine, sec = ctx.clip, args.model, ctx.engine, args.sections
@@ -166,37 +196,41 @@ def one_round(args: argparse.Namespace, ctx: Context, r: Rounds, tmp: Path) -> N
     if "decode" in sec:
         for k, v in bench_decode_libs(clip).items():
             r.add(f"decode {k}", v)
-        r.add(decode_name(decoder, 1), bench_sources(clip, decoder, 1))
-        if "streams" in sec and args.streams > 1:
-            r.add(decode_name(decoder, args.streams), bench_sources(clip, decoder, args.streams))
+        sessions = [1, args.streams] if "streams" in sec and args.streams > 1 else [1]
+        for d in dict.fromkeys(("cpu", decoder)):  # the CPU's, and NVDEC's where it is used
+            for n in sessions:
+                fps = attempt(ctx, decode_name(d, n), lambda d=d, n=n: bench_sources(clip, d, n))
+                if fps is not None:
+                    r.add(decode_name(d, n), fps)
     if "model" in sec and not ctx.cuda:
         for k, v in bench_model_only(model, ctx.tensors, ctx.input_name).items():
             r.add(f"model-only {k}", v)
-    runs = ctx.runs
+    variants = []
     if "pipeline" in sec:
-        runs[PIPELINE] = bench_pipeline(model, clip, tmp, Variant("pipe"), engine)
-        r.add(PIPELINE, float(runs[PIPELINE]["fps"]))  # type: ignore[arg-type]
+        variants.append((PIPELINE, model, Variant("pipe")))
     if "jsonl" in sec:
-        runs[JSONL] = bench_pipeline(model, clip, tmp, Variant("meta", "jsonl"), engine)
-        r.add(JSONL, float(runs[JSONL]["fps"]))  # type: ignore[arg-type]
+        variants.append((JSONL, model, Variant("meta", "jsonl")))
     if "sequential" in sec:
-        seq = bench_sequential(model, clip, tmp, engine)
-        r.add(SEQUENTIAL, seq.pop("fps"))
-        ctx.seq_costs.append(seq)
+        seq = attempt(ctx, SEQUENTIAL, lambda: bench_sequential(model, clip, tmp, engine))
+        if seq is not None:
+            r.add(SEQUENTIAL, seq.pop("fps"), seq.pop("cpu_ms_per_frame"))
+            ctx.seq_costs.append(seq)
     if "streams" in sec:
-        n = args.streams
-        name = f"pipeline {n} streams, batch {ctx.batch}, JSONL only"
-        runs[name] = bench_pipeline(ctx.batch_model, clip, tmp,
-                                    Variant("streams", "jsonl", n, ctx.batch), engine)
-        r.add(name, float(runs[name]["fps"]))  # type: ignore[arg-type]
+        variants.append((streams_name(args, ctx), ctx.batch_model,
+                         Variant("streams", "jsonl", args.streams, ctx.batch)))
+    for name, path, v in variants:
+        run = attempt(ctx, name, lambda p=path, v=v: bench_pipeline(p, clip, tmp, v, engine))
+        if run is not None:
+            ctx.runs[name] = run
+            r.add(name, float(run["fps"]), float(run["cpu_ms_per_frame"]))  # type: ignore[arg-type]
     if "ultralytics" in sec and ctx.ultralytics_problem is None:
         for threads in args.ultralytics_threads:
             name = "ultralytics track" + (f", {threads} threads" if threads else "")
             got = run_ultralytics(args.ultralytics_python, ctx.ul_weights, model, clip,
-                                  args.device, threads)
+                                  args.device, ctx.imgsz, threads)
             ctx.ultralytics.append({"round": len(r.loads), "threads": threads, **got})
             if "error" not in got:
-                r.add(name, float(got["fps"]))  # type: ignore[arg-type]
+                r.add(name, float(got["fps"]), float(got["cpu_ms_per_frame"]))  # type: ignore[arg-type]
     # ratios inside this round
     pipe = r.last(PIPELINE)
     model_now = [v[-1] for k, v in r.fps.items() if k.startswith("model-only")
@@ -208,12 +242,14 @@ def one_round(args: argparse.Namespace, ctx: Context, r: Rounds, tmp: Path) -> N
               and len(v) == len(r.loads)]
     r.ratio("pipeline / Ultralytics track", pipe, max(ul_now) if ul_now else None)
     r.ratio("JSONL only / Ultralytics track", r.last(JSONL), max(ul_now) if ul_now else None)
+    ul_cpu = [r.last(k, cpu=True) for k in r.fps if k.startswith("ultralytics")]
+    ul_cpu = [c for c in ul_cpu if c is not None]
+    r.ratio("CPU per frame: Ultralytics track / pipeline", min(ul_cpu) if ul_cpu else None,
+            r.last(PIPELINE, cpu=True))
     r.ratio("JSONL only / decode x1", r.last(JSONL), r.last(decode_name(decoder, 1)))
     if "streams" in sec:
-        n = args.streams
-        r.ratio(f"{n} streams / decode x{n}",
-                r.last(f"pipeline {n} streams, batch {ctx.batch}, JSONL only"),
-                r.last(decode_name(decoder, n)))
+        r.ratio(f"{args.streams} streams / decode x{args.streams}",
+                r.last(streams_name(args, ctx)), r.last(decode_name(decoder, args.streams)))
 
 
 def prepare(args: argparse.Namespace, tmp: Path) -> Context:
@@ -221,25 +257,26 @@ def prepare(args: argparse.Namespace, tmp: Path) -> Context:
     cuda = args.device.startswith("cuda")
     clip = trim_clip(args.video, tmp / f"clip{args.video.suffix}", args.frames) \
         if args.frames else args.video
-    frames = load_frames(clip)
+    ort_rows = "model" in args.sections and not cuda
+    frames = load_frames(clip, 120 if ort_rows else 1)
     ref = open_engine(args.model, "onnxruntime", "cpu")  # to read the spec
     spec = read_spec(ref, args.model)
     ref.close()
     pre = Preprocess(spec)
-    ctx = Context(cuda=cuda, clip=clip, frames=len(frames), wh=frames[0].size,
-                  input_name=spec.input_name, decoder="nvdec" if args.decode == "nvdec" else "cpu",
+    ctx = Context(cuda=cuda, clip=clip, frames=count_frames(clip), wh=frames[0].size,
+                  input_name=spec.input_name, imgsz=max(spec.input_wh), decoder="nvdec" if args.decode == "nvdec" else "cpu",
                   engine=Engine(args.backend, args.device, args.datapath, args.decode),
                   batch_model=args.model, machine=machine())
-    if "model" in args.sections and not cuda:
-        ctx.tensors = [pre.process(f).tensor for f in frames[:120]]
+    if ort_rows:
+        ctx.tensors = [pre.process(f).tensor for f in frames]
     first = pre.process(frames[0]).tensor
     del frames
     if "model" in args.sections:
         torch_device = str(choose_backend(args.model, "auto", args.device).device)
         problem = torch_problem(cuda=torch_device.startswith("cuda"))
         if args.backend in ("auto", "torch") and problem is None:
-            ctx.torch_rows = bench_torch_model_only(args.model, first, spec.input_name,
-                                                    torch_device)
+            ctx.torch_rows = attempt(ctx, "torch model-only", lambda: bench_torch_model_only(
+                args.model, first, spec.input_name, torch_device)) or []
             batch1 = [float(r["fps"]) for r in ctx.torch_rows if r["batch"] == 1]  # type: ignore[arg-type]
             ctx.torch_best = max(batch1) if cuda and batch1 else None
         elif problem is not None:
@@ -287,6 +324,7 @@ def summarize(args: argparse.Namespace, ctx: Context, r: Rounds,
         "sections": args.sections, "repeat": args.repeat,
         "load_per_round": [round(x, 2) for x in r.loads],
         "fps": med, "fps_per_round": r.fps,
+        "cpu_ms_per_frame": {k: statistics.median(v) for k, v in r.cpu_ms.items()},
         "decode_fps": {k.removeprefix("decode "): v for k, v in med.items()
                        if k.startswith("decode")},
         "ratios": ratios, "ratios_per_round": r.ratios,
@@ -319,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat):  # alternate so drift hits every contender alike
             one_round(args, ctx, r, Path(tmp))
         if "masks" in args.sections:
-            ctx.masks = run_masks(args)
+            ctx.masks = attempt(ctx, "masks", lambda: run_masks(args)) or []
         result = summarize(args, ctx, r, started)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,15 @@ def trim_clip(src: Path, dst: Path, frames: int) -> Path:
     return dst
 
 
+def count_frames(video: Path) -> int:
+    """Frames in ``video``'s first video stream, counted from its packets (no decoding)."""
+    import av
+
+    with av.open(str(video)) as c:
+        s = c.streams.video[0]
+        return sum(1 for p in c.demux(s) if p.size)
+
+
 def load_frames(video: Path, frames: int = 10**9) -> list[Frame]:
     """The first ``frames`` frames of ``video``, decoded as the pipeline decodes them."""
     src = VideoFileSource(video)

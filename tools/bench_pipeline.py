@@ -6,6 +6,9 @@
   (annotated mp4 + JSONL, JSONL only, null) over how many copies of the clip as sources,
   with which batch; the run's per-stage latencies come back with it.
 - ``bench_sequential``: the obvious single-thread loop with every stage the pipeline has.
+
+Each also gives the CPU time it cost per frame (all threads of the process), the figure
+that holds still on a shared machine where FPS does not.
 """
 
 from __future__ import annotations
@@ -163,11 +166,13 @@ def bench_pipeline(model: Path, video: Path, tmp: Path, v: Variant,
     """One run of the pipeline: FPS over every frame of every source that reached the
     outputs, the per-stage rows and the summary text."""
     built = build_pipeline(pipeline_config(model, video, tmp, v, e))
+    cpu = time.process_time()  # every thread of this process: the pipeline's alone here
     report = built.pipeline.run()
+    cpu = time.process_time() - cpu
     done = report.frames_in - report.dropped
     return {"fps": done / report.wall_s if report.wall_s > 0 else 0.0, "frames": done,
-            "wall_s": report.wall_s, "stages": stage_rows(report),
-            "summary": format_report(report)}
+            "cpu_ms_per_frame": cpu * 1000 / max(1, done), "wall_s": report.wall_s,
+            "stages": stage_rows(report), "summary": format_report(report)}
 
 
 def bench_sequential(model: Path, video: Path, tmp: Path, e: Engine) -> dict[str, float]:
@@ -182,7 +187,7 @@ def bench_sequential(model: Path, video: Path, tmp: Path, e: Engine) -> dict[str
     mp4, meta = VideoSink(tmp / "seq.mp4", src.rate), JsonlSink(tmp / "seq.jsonl")
     engine.infer({spec.input_name: pre.process(load_frames(video, 1)[0]).tensor})
     cost = {"infer": 0.0, "masks+track": 0.0, "render": 0.0}
-    t0, n = time.perf_counter(), 0
+    t0, cpu, n = time.perf_counter(), time.process_time(), 0
     for frame in src.frames(threading.Event()):
         f = pre.process(frame)
         t = time.perf_counter()
@@ -201,7 +206,8 @@ def bench_sequential(model: Path, video: Path, tmp: Path, e: Engine) -> dict[str
     mp4.close()
     meta.close()
     src.close()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu
     engine.close()
     torch.set_num_threads(before)
-    return {"fps": n / wall, **{f"{k} ms": v / n * 1000 for k, v in cost.items()}}
+    return {"fps": n / wall, "cpu_ms_per_frame": cpu * 1000 / n,
+            **{f"{k} ms": v / n * 1000 for k, v in cost.items()}}

@@ -36,8 +36,9 @@ def text(r: dict[str, Any]) -> str:
            f"{r['model'].rsplit('/', 1)[-1]}, {r['machine']}, median of {r['repeat']} "
            f"alternating rounds (load average at each round's start: "
            f"{_rounds(r['load_per_round'])})"]
+    cpu = r.get("cpu_ms_per_frame", {})
     out += [f"  {k:<46}{r['fps'][k]:8.1f} FPS   rounds {_rounds(r['fps_per_round'][k], '{:.1f}')}"
-            for k in _contenders(r)]
+            + (f"   CPU {cpu[k]:.1f} ms/frame" if k in cpu else "") for k in _contenders(r)]
     if r["decode_fps"]:
         out.append("  decode only:")
         out += [f"    {k:<44}{v:8.1f} FPS" for k, v in r["decode_fps"].items()]
@@ -76,9 +77,11 @@ def markdown(r: dict[str, Any]) -> str:
            f"{r['datapath']}, decode {r['decode']}; `{r['command']}`; load average at each "
            f"round's start: {_rounds(r['load_per_round'])}.", ""]
     if _contenders(r):
-        out += [f"| what | FPS (median of {r['repeat']}) | rounds |", "| --- | --- | --- |"]
-        out += [f"| {k} | {r['fps'][k]:.1f} | {_rounds(r['fps_per_round'][k], '{:.1f}')} |"
-                for k in _contenders(r)]
+        cpu = r.get("cpu_ms_per_frame", {})
+        out += [f"| what | FPS (median of {r['repeat']}) | rounds | CPU ms per frame (median) |",
+                "| --- | --- | --- | --- |"]
+        out += [f"| {k} | {r['fps'][k]:.1f} | {_rounds(r['fps_per_round'][k], '{:.1f}')} | "
+                f"{_ms(cpu.get(k))} |" for k in _contenders(r)]
         out.append("")
     if r["ratios"]:
         out += ["| ratio (per round, median) | value | rounds |", "| --- | --- | --- |"]

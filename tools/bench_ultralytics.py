@@ -3,6 +3,10 @@ comparison:
 
     YOLO(...).track(source=clip, stream=True, save=True, imgsz=640, half=<on CUDA>, device=…)
 
+(``imgsz``: the ONNX model's input size. Ultralytics letterboxes each frame to the smallest
+stride-aligned rectangle, 640×384 for 16:9 video, where the ONNX export runs the whole
+640×640 square: its model sees 40% fewer pixels. That is its own loop as users run it.)
+
 It runs in a child process (``run_ultralytics``), possibly under another interpreter
 (``--ultralytics-python``): Ultralytics needs torchvision, which cannot sit beside the
 development machines' CPU torch, so it can live in a venv of its own. This module is also
@@ -18,7 +22,8 @@ names come from the ONNX metadata, so labels read as maskstream's do.
 
 Timing: the frames per second from the first result to the last (Ultralytics' model
 set-up and first-frame warm-up left out, which favours Ultralytics); ``fps_with_setup``
-counts from the call.
+counts from the call; ``cpu_ms_per_frame`` is the process's CPU time (all threads) over the
+same span.
 """
 
 from __future__ import annotations
@@ -49,14 +54,16 @@ def ultralytics_problem(python: str | None) -> str | None:
 
 
 def run_ultralytics(python: str | None, weights: Path, names_from: Path, video: Path,
-                    device: str, threads: int = 0, timeout: float = 900) -> dict[str, object]:
+                    device: str, imgsz: int = 640, threads: int = 0,
+                    timeout: float = 900) -> dict[str, object]:
     """One timed ``track(stream=True, save=True)`` run in a child process: fps, frames,
     detections per frame, or ``error``. ``threads``: torch CPU threads (0: Ultralytics'
     default)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [python or sys.executable, "-m", "tools.bench_ultralytics", "--weights",
                str(weights), "--names-from", str(names_from), "--video", str(video),
-               "--device", device, "--project", tmp, "--threads", str(threads)]
+               "--device", device, "--project", tmp, "--threads", str(threads),
+               "--imgsz", str(imgsz)]
         env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": tmp}
         root = str(Path(__file__).resolve().parents[1])
         try:
@@ -119,21 +126,22 @@ def _track(args: argparse.Namespace) -> dict[str, object]:
         torch_utils.NUM_THREADS = args.threads
     frames, dets = 0, 0
     t0 = time.perf_counter()
-    t1 = t0
-    for result in yolo.track(source=str(args.video), stream=True, save=True, imgsz=640,
+    t1, cpu = t0, time.process_time()
+    for result in yolo.track(source=str(args.video), stream=True, save=True, imgsz=args.imgsz,
                              device=device, verbose=False, project=args.project,
                              name="track", exist_ok=True, **options):
         if frames == 0:
-            t1 = time.perf_counter()
+            t1, cpu = time.perf_counter(), time.process_time()
         frames += 1
         dets += len(result.boxes)
     if cuda:
         torch.cuda.synchronize()
-    t2 = time.perf_counter()
+    t2, cpu = time.perf_counter(), time.process_time() - cpu
     import ultralytics
 
     return {"fps": (frames - 1) / (t2 - t1) if frames > 1 else 0.0,
             "fps_with_setup": frames / (t2 - t0), "frames": frames,
+            "cpu_ms_per_frame": cpu * 1000 / (frames - 1) if frames > 1 else 0.0,
             "detections_per_frame": dets / max(1, frames), "fp16": cuda,
             "ultralytics": ultralytics.__version__, "torch": torch.__version__,
             "torch_threads": torch.get_num_threads()}
@@ -146,6 +154,7 @@ def main() -> int:
     ap.add_argument("--video", type=Path, required=True)
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--project", default=tempfile.gettempdir(), help="where save=True writes")
+    ap.add_argument("--imgsz", type=int, default=640, help="the model's input size")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads (0: Ultralytics' own choice, min(8, cores - 1))")
     args = ap.parse_args()
