@@ -16,7 +16,8 @@ def trim_clip(src: Path, dst: Path, frames: int) -> Path:
     """The first ``frames`` packets of ``src``'s video stream copied (not re-encoded) into
     ``dst``. Packets are taken in decode order, where every reference comes before the
     frame that uses it, so the copy decodes to exactly ``frames`` frames (fewer only when
-    the clip is shorter). Audio is left out."""
+    the clip is shorter), each the source's frame of the same timestamp; with B-frames the
+    last few are not the very next ones in display order. Audio is left out."""
     import av
 
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:

@@ -105,13 +105,17 @@ log "fixtures: $FX"
 import importlib, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
-for m in ("av", "trackers", "supervision", "pycocotools.mask", "onnx2torch", "onnx", "onnxruntime",
+for m in ("av", "trackers", "supervision", "pycocotools.mask", "onnx", "onnxruntime",
           "PyNvVideoCodec", "ultralytics", "lap", "tensorrt"):
     try:
         mod = importlib.import_module(m)
         print(f"import {m}: ok {getattr(mod, '__version__', '')} {getattr(mod, '__file__', '')}")
     except Exception as exc:  # a report line per package, whatever went wrong
         print(f"import {m}: FAILED {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+from engines.select import usable_backends  # onnx2torch is imported the project's way
+from pipeline.io.nvdec import nvdec_unavailable_reason
+print("\n".join(u.describe() for u in usable_backends()))
+print("NVDEC:", nvdec_unavailable_reason() or "usable")
 EOF
 
 DECODE=cpu
