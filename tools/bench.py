@@ -1,266 +1,372 @@
 #!/usr/bin/env python3
 """Throughput of maskstream on this machine, measured side by side in one run.
 
-    python -m tools.bench --model M.onnx --video V.mp4 [--frames N] [--repeat R] [--json]
-                          [--backend B] [--device D]
+    python -m tools.bench --model M.onnx --video V.mp4 [--device cpu|cuda] [--sections S,…]
+        [--frames N] [--repeat R] [--backend B] [--datapath D] [--decode cpu|nvdec]
+        [--streams N] [--ultralytics-python PY] [--json] [--out DIR [--name NAME]]
 
-Reports, for the same frames:
-  decode      video decoding alone: PyAV and OpenCV, one thread and automatic threads
-  model-only  engine.infer in a loop on preprocessed frames, for each session/thread
-              setting (the limit: nothing else runs)
-  pipeline    the threaded pipeline end to end (mp4 + JSONL outputs), default settings
-  sequential  the obvious loop: decode → preprocess → infer → decode masks → track →
-              render → encode, one engine (ONNX Runtime: as many threads as cores)
-  torch       model-only, the torch backend where it is usable (tools/bench_torch.py):
-              eager and CUDA graphs at batch 1/8/32 on CUDA, eager batch 1 on the CPU
---backend / --device choose the engine of the pipeline and sequential runs (default auto).
-and the per-frame cost of mask decoding + rendering against inference.
-Speed belongs here, not in the tests: the ratios are what to compare across machines.
+Sections (``--sections``, comma-separated; default per device, below):
+  decode       decoding alone: PyAV and OpenCV (1 thread, automatic threads), and
+               maskstream's source x1 and xN sessions with the chosen decoder (cpu or nvdec)
+  model        model-only: ONNX Runtime per sessions x threads setting on the CPU (the
+               limit: nothing else runs); the torch backend (tools/bench_torch.py) once:
+               eager fp32 on the CPU, eager and CUDA graphs at batch 1/8/32 on CUDA
+  pipeline     the pipeline end to end, annotated mp4 + JSONL, one stream
+  jsonl        the pipeline end to end, JSONL only, one stream
+  sequential   the obvious loop: decode → preprocess → infer → masks → track → render →
+               encode, one engine (ONNX Runtime: as many threads as cores)
+  streams      N copies of the clip as N sources, --batch N, JSONL only (one file each)
+  ultralytics  Ultralytics' track(stream=True, save=True) on the same weights and clip
+               (tools/bench_ultralytics.py; skipped, saying why, where it is missing)
+  masks        mask decoding + overlay per frame at 5/30/100 instances, host vs device
+               (tools/bench_device.py; on a frame of the uncut video), once
+Defaults: cpu  decode,model,pipeline,sequential (what `make bench` has always shown)
+          cuda decode,model,pipeline,jsonl,streams,ultralytics,masks
+Every per-round contender runs once per round, rounds alternate, and the ratios are taken
+inside each round (drift on a shared machine cancels out); medians are reported, with the
+load average at each round's start.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-import cv2
 import numpy as np
-import torch
 
 from engines import Backend, choose_backend, open_engine, read_spec
-from engines.onnxruntime_engine import OnnxRuntimeEngine
 from engines.select import torch_problem
-from pipeline.config import (
-    Config,
-    DecodeParams,
-    ModelConfig,
-    OutputConfig,
-    RenderParams,
-    SourceConfig,
-    TrackParams,
-)
-from pipeline.decode.yolo import YoloSegDecoder
-from pipeline.graph import build_pipeline
+from pipeline.config import DataPath, VideoDecoder
 from pipeline.infer.preprocess import Preprocess
-from pipeline.io.jsonl_sink import JsonlSink
-from pipeline.io.sources import VideoFileSource
-from pipeline.io.video_sink import VideoSink
-from pipeline.render.render import Render
-from pipeline.track.tracker import Tracker
-from tools.bench_torch import bench_torch_model_only, print_rows
+from tools import bench_report
+from tools.bench_clip import (
+    count_frames,
+    describe_machine,
+    load_average,
+    load_frames,
+    machine,
+    trim_clip,
+)
+from tools.bench_decode import bench_decode_libs, bench_sources
+from tools.bench_pipeline import (
+    Engine,
+    Variant,
+    bench_model_only,
+    bench_pipeline,
+    bench_sequential,
+    dynamic_copy,
+)
+from tools.bench_torch import bench_torch_model_only
+from tools.bench_ultralytics import run_ultralytics, ultralytics_problem
+
+__all__ = ["load_frames", "main"]  # load_frames: for tools.bench_torch's own CLI
+
+T = TypeVar("T")
+SECTIONS = ("decode", "model", "pipeline", "jsonl", "sequential", "streams", "ultralytics",
+            "masks")
+DEFAULTS = {"cpu": "decode,model,pipeline,sequential",
+            "cuda": "decode,model,pipeline,jsonl,streams,ultralytics,masks"}
+PIPELINE = "pipeline end-to-end"  # the names of today's rows, kept
+JSONL = "pipeline JSONL only"
+SEQUENTIAL = "sequential loop"
 
 
-def bench_decode(video: Path, frames: int) -> dict[str, float]:
-    import av
-
-    out = {}
-    for threads in (1, 0):
-        with av.open(str(video)) as c:
-            s = c.streams.video[0]
-            if threads != 1:
-                s.thread_type = "AUTO"
-            s.thread_count = threads
-            t, n = time.perf_counter(), 0
-            for f in c.decode(s):
-                f.to_ndarray(format="bgr24")
-                n += 1
-                if n == frames:
-                    break
-            out[f"pyav threads={threads or 'auto'}"] = n / (time.perf_counter() - t)
-        cap = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG,
-                               [cv2.CAP_PROP_N_THREADS, threads] if threads else [])
-        t, n = time.perf_counter(), 0
-        while n < frames and cap.read()[0]:
-            n += 1
-        cap.release()
-        out[f"opencv threads={threads or 'auto'}"] = n / (time.perf_counter() - t)
-    return out
-
-
-def load_frames(video: Path, frames: int):
-    src = VideoFileSource(video)
-    out = []
-    for f in src.frames(threading.Event()):
-        out.append(f)
-        if len(out) == frames:
-            break
-    src.close()
-    return out
-
-
-def bench_model_only(model: Path, tensors: list[np.ndarray], name: str) -> dict[str, float]:
-    cores = os.cpu_count() or 1
-    settings = [(1, 1), (1, cores), (cores, 1)]  # (sessions, intra-op threads each)
-    out = {}
-    for sessions, threads in settings:
-        engines = [OnnxRuntimeEngine(model, threads=threads) for _ in range(sessions)]
-        for e in engines:  # warm-up
-            e.infer({name: tensors[0]})
-        todo = list(range(len(tensors)))
-        lock = threading.Lock()
-
-        def work(e, todo=todo, lock=lock) -> None:
-            while True:
-                with lock:
-                    if not todo:
-                        return
-                    i = todo.pop()
-                e.infer({name: tensors[i]})
-
-        t = time.perf_counter()
-        threads_ = [threading.Thread(target=work, args=(e,)) for e in engines]
-        for th in threads_:
-            th.start()
-        for th in threads_:
-            th.join()
-        out[f"{sessions} session(s) x {threads} thread(s)"] = len(tensors) / (time.perf_counter() - t)
-        for e in engines:
-            e.close()
-    return out
-
-
-def bench_sequential(model: Path, video: Path, frames: int, tmp: Path, backend: str = "auto",
-                     device: str = "auto") -> dict[str, float]:
-    """The obvious single-thread loop, with every stage the pipeline has."""
-    torch.set_num_threads(1)
-    engine = open_engine(model, backend, device, threads=os.cpu_count() or 1)
-    spec = read_spec(engine, model)
-    pre, dec = Preprocess(spec), YoloSegDecoder(spec, DecodeParams())
-    tracker, render = Tracker(TrackParams()), Render(RenderParams())
-    src = VideoFileSource(video)
-    mp4, meta = VideoSink(tmp / "seq.mp4", src.rate), JsonlSink(tmp / "seq.jsonl")
-    engine.infer({spec.input_name: pre.process(load_frames(video, 1)[0]).tensor})
-    cost = {"infer": 0.0, "masks+track": 0.0, "render": 0.0}
-    t0, n = time.perf_counter(), 0
-    for frame in src.frames(threading.Event()):
-        f = pre.process(frame)
-        t = time.perf_counter()
-        outputs = engine.infer({spec.input_name: f.tensor})
-        t1 = time.perf_counter()
-        det = tracker.update(dec(outputs, f.letterbox), frame.pts)
-        t2 = time.perf_counter()
-        f = render.process(dataclasses.replace(f, detections=det, tensor=None))
-        t3 = time.perf_counter()
-        mp4.write(f)
-        meta.write(f)
-        cost["infer"] += t1 - t
-        cost["masks+track"] += t2 - t1
-        cost["render"] += t3 - t2
-        n += 1
-        if n == frames:
-            break
-    mp4.close()
-    meta.close()
-    src.close()
-    wall = time.perf_counter() - t0
-    engine.close()
-    return {"fps": n / wall, **{f"{k} ms": v / n * 1000 for k, v in cost.items()}}
-
-
-def bench_pipeline(model: Path, video: Path, tmp: Path, backend: str = "auto",
-                   device: str = "auto") -> tuple[float, object]:
-    cfg = Config(source=SourceConfig(uri=str(video)),
-                 model=ModelConfig(path=str(model), backend=Backend(backend), device=device),
-                 output=OutputConfig(video=str(tmp / "pipe.mp4"), jsonl=str(tmp / "pipe.jsonl")))
-    built = build_pipeline(cfg)
-    report = built.pipeline.run()
-    return report.fps, report
-
-
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, type=Path)
     ap.add_argument("--video", required=True, type=Path)
-    ap.add_argument("--frames", type=int, default=0, help="frames to use (0: the whole video)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    ap.add_argument("--sections", help=f"comma-separated, of {', '.join(SECTIONS)}")
+    ap.add_argument("--frames", type=int, default=0, help="frames of the clip to use (0: all)")
     ap.add_argument("--repeat", type=int, default=2, help="alternating rounds; medians reported")
-    ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     ap.add_argument("--backend", default="auto", choices=[b.value for b in Backend],
                     help="engine of the pipeline and sequential runs (default auto)")
-    ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    args = ap.parse_args()
-    frames = args.frames or 10**9
-    clip = load_frames(args.video, frames)
-    engine = open_engine(args.model, "onnxruntime", "cpu")  # to read the spec
-    spec = read_spec(engine, args.model)
-    engine.close()
+    ap.add_argument("--datapath", default="auto", choices=[d.value for d in DataPath])
+    ap.add_argument("--decode", default="auto", choices=[d.value for d in VideoDecoder],
+                    help="the pipeline's decoder, and the one decode-only compares with")
+    ap.add_argument("--streams", type=int, default=8, help="sources (and batch) for 'streams'")
+    ap.add_argument("--instances", type=int, nargs="+", default=[5, 30, 100],
+                    help="instances for 'masks'")
+    ap.add_argument("--ultralytics-python", help="interpreter with ultralytics (default: this one)")
+    ap.add_argument("--ultralytics-weights", type=Path,
+                    help="its weights: the fixtures' state dict or the --model .onnx (default)")
+    ap.add_argument("--ultralytics-threads", default="0",
+                    help="torch CPU threads for Ultralytics, comma-separated runs (0: its own "
+                         "default, min(8, cores - 1))")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ap.add_argument("--out", type=Path, help="write NAME.json and NAME.md into this folder")
+    ap.add_argument("--name", default="bench", help="file names under --out (default bench)")
+    args = ap.parse_args(argv)
+    kind = "cuda" if args.device.startswith("cuda") else "cpu"
+    args.sections = [s.strip() for s in (args.sections or DEFAULTS[kind]).split(",") if s.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        ap.error(f"--sections: unknown {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    args.ultralytics_threads = [int(t) for t in args.ultralytics_threads.split(",")]
+    return args
+
+
+class Rounds:
+    """Per-round figures by name, and ratios taken inside each round."""
+
+    def __init__(self) -> None:
+        self.fps: dict[str, list[float]] = {}
+        self.cpu_ms: dict[str, list[float]] = {}  # CPU time per frame, all threads
+        self.ratios: dict[str, list[float]] = {}
+        self.loads: list[float] = []
+
+    def add(self, name: str, value: float, cpu_ms: float | None = None) -> None:
+        self.fps.setdefault(name, []).append(value)
+        if cpu_ms is not None:
+            self.cpu_ms.setdefault(name, []).append(cpu_ms)
+
+    def last(self, name: str, cpu: bool = False) -> float | None:
+        """This round's figure (FPS, or CPU ms per frame), None where it has none."""
+        values = (self.cpu_ms if cpu else self.fps).get(name)
+        return values[-1] if values and len(values) == len(self.loads) else None
+
+    def ratio(self, name: str, a: float | None, b: float | None) -> None:
+        if a is not None and b:
+            self.ratios.setdefault(name, []).append(a / b)
+
+    def medians(self) -> dict[str, float]:
+        return {k: statistics.median(v) for k, v in self.fps.items()}
+
+
+@dataclass
+class Context:
+    """What the sections share: made once (``prepare``), filled in by the rounds."""
+
+    cuda: bool
+    clip: Path  # the clip every contender reads (cut to --frames)
+    frames: int
+    wh: tuple[int, int]
+    input_name: str
+    imgsz: int  # the model's input size (Ultralytics is run at it)
+    decoder: str  # cpu | nvdec: the pipeline's, and what decode-only compares it with
+    engine: Engine
+    tensors: list[np.ndarray] = field(default_factory=list)  # model-only inputs (CPU)
+    batch: int = 1  # the streams' batch, and the model that can run it
+    batch_model: Path = Path()
+    runs: dict[str, dict[str, object]] = field(default_factory=dict)  # last round's runs
+    seq_costs: list[dict[str, float]] = field(default_factory=list)
+    torch_rows: list[dict[str, object]] = field(default_factory=list)
+    torch_best: float | None = None  # model-only batch 1 on CUDA (measured once)
+    ultralytics: list[dict[str, object]] = field(default_factory=list)
+    ultralytics_problem: str | None = None
+    ul_weights: Path = Path()
+    masks: list[dict[str, object]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    machine: dict[str, object] = field(default_factory=dict)
+
+
+def decode_name(decoder: str, sessions: int) -> str:
+    return f"decode {decoder} source x{sessions}"
+
+
+def streams_name(args: argparse.Namespace, ctx: Context) -> str:
+    return f"pipeline {args.streams} streams, batch {ctx.batch}, JSONL only"
+
+
+def attempt(ctx: Context, name: str, run: Callable[[], T]) -> T | None:
+    """``run()``, or None with a note naming what failed: one contender that breaks (a
+    missing decoder, a model a backend cannot take) leaves the others' figures standing."""
+    try:
+        return run()
+    except Exception as exc:  # noqa: BLE001 - reported in the result, the run goes on
+        message = str(exc).strip().splitlines()
+        ctx.notes.append(f"{name} failed: {type(exc).__name__}: {message[0] if message else ''}")
+        print(f"bench: {ctx.notes[-1]}", file=sys.stderr)
+        return None
+
+
+def one_round(args: argparse.Namespace, ctx: Context, r: Rounds, tmp: Path) -> None:
+    """Every per-round contender once, in a fixed order."""
+    clip, model, engine, sec = ctx.clip, args.model, ctx.engine, args.sections
+    r.loads.append(load_average())
+    decoder = ctx.decoder
+    if "decode" in sec:
+        for k, v in bench_decode_libs(clip).items():
+            r.add(f"decode {k}", v)
+        sessions = [1, args.streams] if "streams" in sec and args.streams > 1 else [1]
+        for d in dict.fromkeys(("cpu", decoder)):  # the CPU's, and NVDEC's where it is used
+            for n in sessions:
+                fps = attempt(ctx, decode_name(d, n), lambda d=d, n=n: bench_sources(clip, d, n))
+                if fps is not None:
+                    r.add(decode_name(d, n), fps)
+    if "model" in sec and not ctx.cuda:
+        for k, v in bench_model_only(model, ctx.tensors, ctx.input_name).items():
+            r.add(f"model-only {k}", v)
+    variants = []
+    if "pipeline" in sec:
+        variants.append((PIPELINE, model, Variant("pipe")))
+    if "jsonl" in sec:
+        variants.append((JSONL, model, Variant("meta", "jsonl")))
+    if "sequential" in sec:
+        seq = attempt(ctx, SEQUENTIAL, lambda: bench_sequential(model, clip, tmp, engine))
+        if seq is not None:
+            r.add(SEQUENTIAL, seq.pop("fps"), seq.pop("cpu_ms_per_frame"))
+            ctx.seq_costs.append(seq)
+    if "streams" in sec:
+        variants.append((streams_name(args, ctx), ctx.batch_model,
+                         Variant("streams", "jsonl", args.streams, ctx.batch)))
+    for name, path, v in variants:
+        run = attempt(ctx, name, lambda p=path, v=v: bench_pipeline(p, clip, tmp, v, engine))
+        if run is not None:
+            ctx.runs[name] = run
+            r.add(name, float(run["fps"]), float(run["cpu_ms_per_frame"]))  # type: ignore[arg-type]
+    if "ultralytics" in sec and ctx.ultralytics_problem is None:
+        for threads in args.ultralytics_threads:
+            name = "ultralytics track" + (f", {threads} threads" if threads else "")
+            got = run_ultralytics(args.ultralytics_python, ctx.ul_weights, model, clip,
+                                  args.device, ctx.imgsz, threads)
+            ctx.ultralytics.append({"round": len(r.loads), "threads": threads, **got})
+            if "error" not in got:
+                r.add(name, float(got["fps"]), float(got["cpu_ms_per_frame"]))  # type: ignore[arg-type]
+    # ratios inside this round
+    pipe = r.last(PIPELINE)
+    model_now = [v[-1] for k, v in r.fps.items() if k.startswith("model-only")
+                 and len(v) == len(r.loads)]
+    best_model = max(model_now) if model_now else ctx.torch_best
+    r.ratio("pipeline / best model-only", pipe, best_model)
+    r.ratio("pipeline / sequential loop", pipe, r.last(SEQUENTIAL))
+    ul_now = [v[-1] for k, v in r.fps.items() if k.startswith("ultralytics")
+              and len(v) == len(r.loads)]
+    r.ratio("pipeline / Ultralytics track", pipe, max(ul_now) if ul_now else None)
+    r.ratio("JSONL only / Ultralytics track", r.last(JSONL), max(ul_now) if ul_now else None)
+    ul_cpu = [r.last(k, cpu=True) for k in r.fps if k.startswith("ultralytics")]
+    ul_cpu = [c for c in ul_cpu if c is not None]
+    r.ratio("CPU per frame: Ultralytics track / pipeline", min(ul_cpu) if ul_cpu else None,
+            r.last(PIPELINE, cpu=True))
+    r.ratio("JSONL only / decode x1", r.last(JSONL), r.last(decode_name(decoder, 1)))
+    if "streams" in sec:
+        r.ratio(f"{args.streams} streams / decode x{args.streams}",
+                r.last(streams_name(args, ctx)), r.last(decode_name(decoder, args.streams)))
+
+
+def prepare(args: argparse.Namespace, tmp: Path) -> Context:
+    """The clip, the model's spec and inputs, and what each section needs, made once."""
+    cuda = args.device.startswith("cuda")
+    clip = trim_clip(args.video, tmp / f"clip{args.video.suffix}", args.frames) \
+        if args.frames else args.video
+    ort_rows = "model" in args.sections and not cuda
+    frames = load_frames(clip, 120 if ort_rows else 1)
+    ref = open_engine(args.model, "onnxruntime", "cpu")  # to read the spec
+    spec = read_spec(ref, args.model)
+    ref.close()
     pre = Preprocess(spec)
-    tensors = [pre.process(f).tensor for f in clip[:120]]
-    n = len(clip)
+    ctx = Context(cuda=cuda, clip=clip, frames=count_frames(clip), wh=frames[0].size,
+                  input_name=spec.input_name, imgsz=max(spec.input_wh), decoder="nvdec" if args.decode == "nvdec" else "cpu",
+                  engine=Engine(args.backend, args.device, args.datapath, args.decode),
+                  batch_model=args.model, machine=machine())
+    if ort_rows:
+        ctx.tensors = [pre.process(f).tensor for f in frames]
+    first = pre.process(frames[0]).tensor
+    del frames
+    if "model" in args.sections:
+        torch_device = str(choose_backend(args.model, "auto", args.device).device)
+        problem = torch_problem(cuda=torch_device.startswith("cuda"))
+        if args.backend in ("auto", "torch") and problem is None:
+            ctx.torch_rows = attempt(ctx, "torch model-only", lambda: bench_torch_model_only(
+                args.model, first, spec.input_name, torch_device)) or []
+            batch1 = [float(r["fps"]) for r in ctx.torch_rows if r["batch"] == 1]  # type: ignore[arg-type]
+            ctx.torch_best = max(batch1) if cuda and batch1 else None
+        elif problem is not None:
+            ctx.notes.append(f"torch model-only skipped: {problem}")
+    if "streams" in args.sections and args.streams > 1:
+        dyn = dynamic_copy(args.model, tmp) if spec.batch is not None else args.model
+        if dyn is None:
+            ctx.notes.append(f"streams run at batch 1: {args.model.name} cannot batch")
+        else:
+            ctx.batch, ctx.batch_model = args.streams, dyn
+    if "ultralytics" in args.sections:
+        ctx.ultralytics_problem = ultralytics_problem(args.ultralytics_python)
+        ctx.ul_weights = args.ultralytics_weights or args.model
+        if ctx.ultralytics_problem:
+            ctx.notes.append(f"Ultralytics skipped: {ctx.ultralytics_problem}")
+    return ctx
 
-    rounds: dict[str, list[float]] = {}
-    ratios: dict[str, list[float]] = {"pipeline/model-only": [], "pipeline/sequential": []}
-    seq_costs: list[dict[str, float]] = []
-    last_report = None
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(args.repeat):  # alternate so drift hits every contender alike
-            for k, v in bench_model_only(args.model, tensors, spec.input_name).items():
-                rounds.setdefault(f"model-only {k}", []).append(v)
-            fps, last_report = bench_pipeline(args.model, args.video, Path(tmp), args.backend,
-                                              args.device)
-            rounds.setdefault("pipeline end-to-end", []).append(fps)
-            seq = bench_sequential(args.model, args.video, frames, Path(tmp), args.backend,
-                                   args.device)
-            rounds.setdefault("sequential loop", []).append(seq.pop("fps"))
-            seq_costs.append(seq)
-            best_now = max(v[-1] for k, v in rounds.items() if k.startswith("model-only"))
-            ratios["pipeline/model-only"].append(fps / best_now)
-            ratios["pipeline/sequential"].append(fps / rounds["sequential loop"][-1])
-        dec = bench_decode(args.video, frames)
-    torch_device = str(choose_backend(args.model, "auto", args.device).device)
-    torch_rows = (bench_torch_model_only(args.model, tensors[0], spec.input_name, torch_device)
-                  if args.backend in ("auto", "torch")
-                  and torch_problem(cuda=torch_device.startswith("cuda")) is None else [])
 
-    med = {k: statistics.median(v) for k, v in rounds.items()}
-    best_key = max((k for k in med if k.startswith("model-only")), key=med.get)
-    costs = {k: statistics.median(c[k] for c in seq_costs) for k in seq_costs[0]}
-    result = {
-        "machine": f"{os.cpu_count()} cores, torch {torch.__version__}",
-        "model": str(args.model), "video": str(args.video), "frames": n,
-        "fps": med, "decode_fps": dec,
-        "best_model_only": best_key,
-        # ratios within each round (side by side), then their median: drift between
-        # rounds on a shared machine cancels out
-        "pipeline_vs_best_model_only": statistics.median(ratios["pipeline/model-only"]),
-        "pipeline_vs_sequential": statistics.median(ratios["pipeline/sequential"]),
-        "ratios_per_round": ratios,
-        "sequential_ms_per_frame": costs,
-        "masks_track_render_vs_infer": (costs["masks+track ms"] + costs["render ms"]) / costs["infer ms"],
-        "torch_model_only": torch_rows,
+def run_masks(args: argparse.Namespace) -> list[dict[str, object]]:
+    import torch
+
+    from tools.bench_device import bench_masks_overlay
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the pipeline runs torch on a CPU
+    device = "cuda" if args.device.startswith("cuda") else "cpu"
+    rows = [bench_masks_overlay(args.model, args.video, device, n, 20 if device == "cuda" else 5)
+            for n in args.instances]
+    torch.set_num_threads(before)
+    return rows
+
+
+def summarize(args: argparse.Namespace, ctx: Context, r: Rounds,
+              started: float) -> dict[str, object]:
+    med = r.medians()
+    model_keys = [k for k in med if k.startswith("model-only")]
+    ratios = {k: statistics.median(v) for k, v in r.ratios.items()}
+    result: dict[str, object] = {
+        "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)),
+        "command": "python -m tools.bench " + " ".join(sys.argv[1:]),
+        "machine": describe_machine(ctx.machine), "machine_info": ctx.machine,
+        "model": str(args.model), "video": str(args.video), "frames": ctx.frames,
+        "frame_size": f"{ctx.wh[0]}x{ctx.wh[1]}", "device": args.device,
+        "backend": args.backend, "datapath": args.datapath, "decode": args.decode,
+        "sections": args.sections, "repeat": args.repeat,
+        "load_per_round": [round(x, 2) for x in r.loads],
+        "fps": med, "fps_per_round": r.fps,
+        "cpu_ms_per_frame": {k: statistics.median(v) for k, v in r.cpu_ms.items()},
+        "decode_fps": {k.removeprefix("decode "): v for k, v in med.items()
+                       if k.startswith("decode")},
+        "ratios": ratios, "ratios_per_round": r.ratios,
+        "stages": {k: v["stages"] for k, v in ctx.runs.items()},
+        "summaries": {k: v["summary"] for k, v in ctx.runs.items()},
+        "torch_model_only": ctx.torch_rows, "masks": ctx.masks,
+        "ultralytics": ctx.ultralytics, "notes": ctx.notes,
+        "wall_s": round(time.time() - started, 1),
     }
+    if model_keys:  # the keys `make bench` has always written
+        result["best_model_only"] = max(model_keys, key=med.__getitem__)
+    for key, ratio in (("pipeline_vs_best_model_only", "pipeline / best model-only"),
+                       ("pipeline_vs_sequential", "pipeline / sequential loop")):
+        if ratio in ratios:
+            result[key] = ratios[ratio]
+    if ctx.seq_costs:
+        costs = {k: statistics.median(c[k] for c in ctx.seq_costs) for k in ctx.seq_costs[0]}
+        result["sequential_ms_per_frame"] = costs
+        result["masks_track_render_vs_infer"] = (
+            (costs["masks+track ms"] + costs["render ms"]) / costs["infer ms"])
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = prepare(args, Path(tmp))
+        r = Rounds()
+        for _ in range(args.repeat):  # alternate so drift hits every contender alike
+            one_round(args, ctx, r, Path(tmp))
+        if "masks" in args.sections:
+            ctx.masks = attempt(ctx, "masks", lambda: run_masks(args)) or []
+        result = summarize(args, ctx, r, started)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / f"{args.name}.md").write_text(bench_report.markdown(result))
     if args.json:
         print(json.dumps(result, indent=2))
-        return 0
-    print(f"{n} frames of {args.video.name}, {args.model.name}, {result['machine']}, "
-          f"median of {args.repeat} alternating rounds")
-    for k, v in med.items():
-        print(f"  {k:<42}{v:8.1f} FPS")
-    print("  decode only:")
-    for k, v in dec.items():
-        print(f"    {k:<40}{v:8.1f} FPS")
-    each = "  ".join(f"{r:.2f}" for r in ratios["pipeline/model-only"])
-    print(f"  pipeline / best model-only ({best_key.removeprefix('model-only ')}): "
-          f"{result['pipeline_vs_best_model_only']:.2f}x  (median of rounds: {each})")
-    each = "  ".join(f"{r:.2f}" for r in ratios["pipeline/sequential"])
-    print(f"  pipeline / sequential loop: {result['pipeline_vs_sequential']:.2f}x  "
-          f"(median of rounds: {each})")
-    print("  sequential loop, ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()))
-    print(f"  masks + tracking + rendering / inference: {result['masks_track_render_vs_infer']:.1%}")
-    if torch_rows:
-        print_rows(torch_rows)
-    if last_report is not None:
-        from pipeline.report import format_report
-
-        print("  pipeline stages (last round):")
-        print("    " + format_report(last_report).replace("\n", "\n    "))
+    else:
+        print(bench_report.text(result))
     return 0
 
 

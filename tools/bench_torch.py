@@ -96,7 +96,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = ap.parse_args()
     from pipeline.infer.preprocess import Preprocess
-    from tools.bench import load_frames
+    from tools.bench_clip import load_frames
 
     ref = open_engine(args.model, "onnxruntime", "cpu")
     spec = read_spec(ref, args.model)
