@@ -67,7 +67,7 @@ from tools.bench_pipeline import (
 from tools.bench_torch import bench_torch_model_only
 from tools.bench_ultralytics import run_ultralytics, ultralytics_problem
 
-__all__ = ["load_frames", "main"]  # load_frames: for tools.bench_torch's own CLI
+__all__ = ["main"]
 
 T = TypeVar("T")
 SECTIONS = ("decode", "model", "pipeline", "jsonl", "sequential", "streams", "ultralytics",

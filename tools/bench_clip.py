@@ -11,6 +11,8 @@ from pathlib import Path
 from pipeline.io.sources import VideoFileSource
 from pipeline.types import Frame
 
+__all__ = ["count_frames", "describe_machine", "load_average", "load_frames", "machine", "trim_clip"]
+
 
 def trim_clip(src: Path, dst: Path, frames: int) -> Path:
     """The first ``frames`` packets of ``src``'s video stream copied (not re-encoded) into

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import cv2
 
+__all__ = ["bench_decode_libs", "bench_sources"]
+
 
 def bench_decode_libs(video: Path) -> dict[str, float]:
     """FPS of PyAV and OpenCV decoding the whole clip, by thread setting."""

@@ -52,6 +52,8 @@ from pipeline.runtime.run_report import RunReport
 from pipeline.track.tracker import Tracker
 from tools.bench_clip import load_frames
 
+__all__ = ["Engine", "Variant", "bench_model_only", "bench_pipeline", "bench_sequential", "dynamic_copy"]
+
 
 @dataclass(frozen=True)
 class Variant:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["markdown", "text"]
+
 
 def _rounds(values: list[float], fmt: str = "{:.2f}") -> str:
     return " ".join(fmt.format(v) for v in values)

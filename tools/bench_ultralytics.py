@@ -39,8 +39,10 @@ import tempfile
 import time
 from pathlib import Path
 
+__all__ = ["run_ultralytics", "ultralytics_problem"]
+
 INSTALL = ("pip install --no-deps ultralytics lap, beside a torch + torchvision pair "
-           "(see NOTES-bench.md), then --ultralytics-python PATH")
+           "(README: Benchmarks), then --ultralytics-python PATH")
 
 
 def ultralytics_problem(python: str | None) -> str | None:
