@@ -39,7 +39,16 @@ $(DEMO_VIDEO): tools/make_scenes.py | setup
 evaluate: setup $(DEMO_VIDEO)
 	$(PY) -m tools.evaluate --model $(DEMO_MODEL) --config configs/demo.yaml --scene $(basename $(DEMO_VIDEO))
 
-test: setup
+# NVIDIA Model Optimizer, for the tests of the TensorRT FP16/INT8 recipes (they run on the
+# CPU). Its [onnx] extra would swap onnxruntime for onnxruntime-gpu and pull cupy, so only
+# the modules that path imports are installed, pinned, without their dependencies.
+MODELOPT := nvidia-modelopt==0.47.0 onnx-graphsurgeon==0.6.1 onnx-ir==1.1.0 onnxscript==0.7.2 \
+	onnxslim==0.1.98 polygraphy==0.53.6 lief==1.0.0 nvidia-ml-py==13.615.71
+$(VENV)/.modelopt: $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $(MODELOPT)
+	touch $@
+
+test: setup $(VENV)/.modelopt
 	$(PY) -m pytest -q
 
 bench: setup
