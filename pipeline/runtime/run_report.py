@@ -50,5 +50,7 @@ class RunReport:
 
     @property
     def fps(self) -> float:
-        out = min(self.frames_out.values()) if self.outputs else self.frames_in
-        return out / self.wall_s if self.wall_s > 0 else 0.0
+        """Frames the pipeline processed (read and not dropped before the outputs) per
+        second: a network output that drops frames while it is down does not lower it."""
+        done = self.frames_in - self.dropped
+        return done / self.wall_s if self.wall_s > 0 else 0.0

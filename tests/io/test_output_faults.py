@@ -101,6 +101,11 @@ def test_losing_the_rtsp_output_mid_run_loses_no_jsonl_frame(clip, slow_model, t
     assert m is not None, out
     assert int(m.group(1)) + int(m.group(2)) == 2 * FRAMES and int(m.group(2)) > 0
     assert "disconnected" in out and "frames are dropped until it is back" in err
+    # the rate is the pipeline's (frames it processed), not the dying output's
+    rate = re.search(r"dropped (\d+); ([\d.]+) s, ([\d.]+) FPS", out)
+    assert rate is not None, out
+    done, wall, fps = 2 * FRAMES - int(rate.group(1)), float(rate.group(2)), float(rate.group(3))
+    assert fps == pytest.approx(done / wall, rel=0.02, abs=0.1)
 
 
 @needs_rtsp_server
