@@ -67,7 +67,7 @@ from tools.bench_pipeline import (
 from tools.bench_torch import bench_torch_model_only
 from tools.bench_ultralytics import run_ultralytics, ultralytics_problem
 
-__all__ = ["main"]
+__all__ = ["Rounds", "main"]
 
 T = TypeVar("T")
 SECTIONS = ("decode", "model", "pipeline", "jsonl", "sequential", "streams", "ultralytics",
@@ -122,16 +122,19 @@ class Rounds:
         self.cpu_ms: dict[str, list[float]] = {}  # CPU time per frame, all threads
         self.ratios: dict[str, list[float]] = {}
         self.loads: list[float] = []
+        self.added: dict[str, int] = {}  # the round each name's latest figures come from
 
     def add(self, name: str, value: float, cpu_ms: float | None = None) -> None:
         self.fps.setdefault(name, []).append(value)
+        self.added[name] = len(self.loads)
         if cpu_ms is not None:
             self.cpu_ms.setdefault(name, []).append(cpu_ms)
 
     def last(self, name: str, cpu: bool = False) -> float | None:
-        """This round's figure (FPS, or CPU ms per frame), None where it has none."""
+        """This round's figure (FPS, or CPU ms per frame), None where it has none (a
+        contender that failed this round, or in an earlier one, is judged by this one)."""
         values = (self.cpu_ms if cpu else self.fps).get(name)
-        return values[-1] if values and len(values) == len(self.loads) else None
+        return values[-1] if values and self.added.get(name) == len(self.loads) else None
 
     def ratio(self, name: str, a: float | None, b: float | None) -> None:
         if a is not None and b:
@@ -233,13 +236,12 @@ def one_round(args: argparse.Namespace, ctx: Context, r: Rounds, tmp: Path) -> N
                 r.add(name, float(got["fps"]), float(got["cpu_ms_per_frame"]))  # type: ignore[arg-type]
     # ratios inside this round
     pipe = r.last(PIPELINE)
-    model_now = [v[-1] for k, v in r.fps.items() if k.startswith("model-only")
-                 and len(v) == len(r.loads)]
+    model_now = [v for k in r.fps if k.startswith("model-only")
+                 and (v := r.last(k)) is not None]
     best_model = max(model_now) if model_now else ctx.torch_best
     r.ratio("pipeline / best model-only", pipe, best_model)
     r.ratio("pipeline / sequential loop", pipe, r.last(SEQUENTIAL))
-    ul_now = [v[-1] for k, v in r.fps.items() if k.startswith("ultralytics")
-              and len(v) == len(r.loads)]
+    ul_now = [v for k in r.fps if k.startswith("ultralytics") and (v := r.last(k)) is not None]
     r.ratio("pipeline / Ultralytics track", pipe, max(ul_now) if ul_now else None)
     r.ratio("JSONL only / Ultralytics track", r.last(JSONL), max(ul_now) if ul_now else None)
     ul_cpu = [r.last(k, cpu=True) for k in r.fps if k.startswith("ultralytics")]
@@ -348,6 +350,14 @@ def summarize(args: argparse.Namespace, ctx: Context, r: Rounds,
     return result
 
 
+def write_out(args: argparse.Namespace, result: dict[str, object]) -> None:
+    """NAME.json and NAME.md under --out (rewritten after every round)."""
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (args.out / f"{args.name}.md").write_text(bench_report.markdown(result))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
@@ -356,13 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         r = Rounds()
         for _ in range(args.repeat):  # alternate so drift hits every contender alike
             one_round(args, ctx, r, Path(tmp))
+            write_out(args, summarize(args, ctx, r, started))  # a run cut short keeps these
         if "masks" in args.sections:
             ctx.masks = attempt(ctx, "masks", lambda: run_masks(args)) or []
         result = summarize(args, ctx, r, started)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-        (args.out / f"{args.name}.md").write_text(bench_report.markdown(result))
+    write_out(args, result)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

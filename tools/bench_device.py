@@ -47,7 +47,7 @@ __all__ = ["bench_masks_overlay", "candidates"]
 def candidates(model: Path, video: Path, n: int, seq: int = 100):
     """A real frame, its letterbox, prototypes, and the model's ``n`` best candidate
     detections (boxes in source pixels, coefficients), all tracked."""
-    engine = open_engine(model)
+    engine = open_engine(model, "onnxruntime", "cpu")  # numpy outputs on any machine
     spec = read_spec(engine, model)
     src = VideoFileSource(video)
     try:

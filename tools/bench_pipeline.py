@@ -194,6 +194,8 @@ def bench_sequential(model: Path, video: Path, tmp: Path, e: Engine) -> dict[str
         f = pre.process(frame)
         t = time.perf_counter()
         outputs = engine.infer({spec.input_name: f.tensor})
+        if engine.stream is not None:  # CUDA: the work is queued, not done
+            engine.stream.synchronize()
         t1 = time.perf_counter()
         det = tracker.update(dec(outputs, f.letterbox), frame.pts)
         t2 = time.perf_counter()

@@ -66,3 +66,21 @@ def test_short_run_measures_every_frame_of_each_contender(tmp_path) -> None:
     md = (tmp_path / "out" / "bench.md").read_text()
     assert "| pipeline JSONL only |" in md and "Stages of 'pipeline JSONL only'" in md
     assert json.loads((tmp_path / "out" / "bench.json").read_text())["fps"] == r["fps"]
+
+
+def test_a_contender_that_failed_one_round_counts_again_in_the_next() -> None:
+    from tools.bench import Rounds
+
+    r = Rounds()
+    r.loads.append(0.0)  # round 1: the pipeline ran, Ultralytics failed
+    r.add("pipeline", 10.0)
+    assert r.last("ultralytics") is None
+    r.loads.append(0.0)  # round 2: both ran
+    r.add("pipeline", 12.0)
+    r.add("ultralytics", 4.0)
+    assert r.last("pipeline") == 12.0 and r.last("ultralytics") == 4.0
+    r.ratio("pipeline / ultralytics", r.last("pipeline"), r.last("ultralytics"))
+    assert r.ratios["pipeline / ultralytics"] == [3.0]
+    r.loads.append(0.0)  # round 3: Ultralytics failed again; its round-2 figure is not this one's
+    r.add("pipeline", 11.0)
+    assert r.last("ultralytics") is None
