@@ -1,1 +1,1 @@
-"""pytest configuration: the shared helpers are in tests/helpers.py."""
+"""pytest configuration: the shared helpers are in the tests/helpers package."""

@@ -75,7 +75,9 @@ def run_ultralytics(python: str | None, weights: Path, names_from: Path, video: 
             return {"error": f"timed out after {timeout:.0f} s"}
         lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
         if done.returncode != 0 or not lines:
-            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1].strip()
+            if len(tail) > 300:  # e.g. torch's list of every unexpected key
+                tail = tail[:300] + " …"
             return {"error": f"exit {done.returncode}: {tail}"}
         return dict(json.loads(lines[-1]))
 
@@ -90,6 +92,10 @@ def _state_dict(weights: Path):  # type: ignore[no-untyped-def]
         from onnx import numpy_helper
 
         model = onnx.load(str(weights))
+        if any(i.name.endswith("_quantized") for i in model.graph.initializer):
+            raise SystemExit(f"{weights.name} holds quantized weights, which Ultralytics cannot "
+                             "load; pass --ultralytics-weights with the float model's state "
+                             "dict or .onnx (the fixtures' yolov8n-seg-state.pt)")
         return {i.name: torch.from_numpy(numpy_helper.to_array(i).copy())
                 for i in model.graph.initializer}
     return torch.load(weights, weights_only=True)
