@@ -12,6 +12,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from tests.helpers import MODELS, VIDEOS, ffprobe, needs_fixtures, run_cli
+from tools.bench_clip import trim_clip
 
 FRAMES = 12
 # clip → first frame used (the parking lot is empty at the start)
@@ -35,19 +36,7 @@ def _cut(src: Path, dst: Path, n: int, start: int = 0) -> Path:
                 out.mux(s.encode(av.VideoFrame.from_ndarray(f, format="yuv420p")))
             out.mux(s.encode(None))
         return dst
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        stream = inp.streams.video[0]
-        o = out.add_stream_from_template(stream)
-        kept = 0
-        for packet in inp.demux(stream):
-            if packet.dts is None:
-                continue
-            packet.stream = o
-            out.mux(packet)
-            kept += 1
-            if kept == n:
-                break
-    return dst
+    return trim_clip(src, dst, n)
 
 
 def _box_iou(a: list[float], b: list[float]) -> float:

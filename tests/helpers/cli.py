@@ -22,3 +22,13 @@ def start_cli(*args: str) -> subprocess.Popen:
 
 def interrupt(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGINT)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate ``proc``, kill it if it has not ended within 5 s, and reap it."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)

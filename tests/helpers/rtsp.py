@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import stop_process
 from tests.helpers.paths import ROOT
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -79,12 +80,7 @@ class RtspServer:
     def close(self) -> None:
         if self.proc is not None:
             self.signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_process(self.proc)
             self.proc = None
 
     def __enter__(self) -> RtspServer:
